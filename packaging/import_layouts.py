@@ -156,6 +156,44 @@ def _version_key(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", v)[:4])
 
 
+def _declaration_order(builds: list[dict]) -> None:
+    """Order members that share an offset as they were declared.
+
+    ISF keeps members in a name-keyed map, so members at one offset (union
+    arms, bitfields) lose their declaration order, which WinDbg shows. Vergilius
+    headers keep it: where the nearest Vergilius build of the same arch has the
+    very same members at an offset, take its order; bitfields otherwise follow
+    their bit positions after the member they share storage with.
+    """
+    vergilius = [b for b in builds if b["source_format"].startswith("C header")]
+    for b in builds:
+        if b in vergilius:
+            continue
+        here = _version_key(b["id"])
+        refs = sorted((v for v in vergilius if v["arch"] == b["arch"]),
+                      key=lambda v: (abs(_version_key(v["id"])[2] - here[2]),
+                                     -_version_key(v["id"])[2]))
+        for sname, sdef in b["structs"].items():
+            fields = sdef[2]
+            groups: dict[tuple[str, int], list] = {}
+            for f in fields:
+                groups.setdefault((f[0].rpartition(".")[0], f[1]), []).append(f)
+            rank: dict[str, int] = {}
+            for key, group in groups.items():
+                names = {f[0] for f in group}
+                for v in refs:
+                    vfields = v["structs"].get(sname, (0, 0, []))[2]
+                    vnames = [f[0] for f in vfields
+                              if f[1] == key[1] and f[0].rpartition(".")[0] == key[0]]
+                    if set(vnames) == names:
+                        rank.update((n, i) for i, n in enumerate(vnames))
+                        break
+                else:
+                    ordered = sorted(group, key=lambda f: (f[3] is not None, f[3] or 0))
+                    rank.update((f[0], i) for i, f in enumerate(ordered))
+            fields.sort(key=lambda f: (f[1], rank[f[0]]))
+
+
 def convert(src: Path) -> dict:
     files = sorted(p for p in src.glob("*.json")
                    if p.name not in ("MANIFEST.json", "index_jpcert_all_x64_builds.json"))
@@ -216,6 +254,8 @@ def convert(src: Path) -> dict:
             b["notes"] += (f" KOI filled {inferred} member types the source did not record "
                            "(pointer targets, function return types) from the nearest build "
                            "that recorded the same member; such members are flagged.")
+
+    _declaration_order(builds)
 
     # De-duplicate identical structures across builds.
     defs: list = []
