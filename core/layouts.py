@@ -168,9 +168,15 @@ class StructLayout:
         size = self.build.sizeof(m.type)
         if size is not None:
             return size
-        siblings = self.children(m.name.rpartition(".")[0]) if "." in m.name else self.top_level
+        parent = m.name.rpartition(".")[0]
+        siblings = self.children(parent) if parent else self.top_level
         following = [s.offset for s in siblings if s.offset > m.offset]
-        return (min(following) if following else self.size) - m.offset
+        if following:
+            return min(following) - m.offset
+        if parent:  # the last member of an anonymous member ends where that member ends
+            outer = self.member(parent)
+            return outer.offset + self.member_size(outer) - m.offset
+        return self.size - m.offset
 
 
 @dataclass(eq=False)
