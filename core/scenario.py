@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import ClassVar, Union
 
 from core.layouts import DEFAULT_BUILD, LayoutError, catalogue
-from core.units import UnitError, format_duration, format_size, parse_duration, parse_size
+from core.units import (UnitError, describe_type, format_duration, format_size, parse_duration,
+                        parse_size)
 
 # --- Windows facts the format refers to (reference: nt-facts §1, §4.2, §6) -------------------
 
@@ -1059,20 +1060,6 @@ class _Invalid(Exception):
         self.message = message
 
 
-def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return f"a string ({value!r})" if len(value) <= 40 else "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date/time"
 
 
 def _article(noun: str) -> str:
@@ -1156,7 +1143,7 @@ class _Validator:
     def _table(self, value: object, path: tuple, allowed: tuple[str, ...],
                required: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
-            raise _Invalid(path, f"expected a table, got {_type_name(value)}")
+            raise _Invalid(path, f"expected a table, got {describe_type(value)}")
         for key in value:
             if key not in allowed:
                 raise _Invalid(path + (key,), f"unknown key {key!r}{_suggest(key, allowed)}"
@@ -1171,10 +1158,10 @@ class _Validator:
         header = ".".join([p for p in prefix if isinstance(p, str)] + [key])
         if not isinstance(value, list):
             raise _Invalid(prefix + (key,), f"expected an array of tables (write [[{header}]]), "
-                                            f"got {_type_name(value)}")
+                                            f"got {describe_type(value)}")
         for i, item in enumerate(value):
             if not isinstance(item, dict):
-                raise _Invalid(prefix + (key, i), f"expected a table, got {_type_name(item)}")
+                raise _Invalid(prefix + (key, i), f"expected a table, got {describe_type(item)}")
         return value
 
     def _int(self, d: dict, path: tuple, key: str, default, lo: int, hi: int,
@@ -1183,7 +1170,7 @@ class _Validator:
             return default
         value = d[key]
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(path + (key,), f"expected an integer, got {_type_name(value)}")
+            raise _Invalid(path + (key,), f"expected an integer, got {describe_type(value)}")
         if not lo <= value <= hi:
             shown = f"0x{lo:X}..0x{hi:X}" if hex_range else f"{lo}..{hi}"
             raise _Invalid(path + (key,), f"{value} is out of range ({shown})")
@@ -1192,13 +1179,13 @@ class _Validator:
     def _bool(self, d: dict, path: tuple, key: str, default: bool = False) -> bool:
         value = d.get(key, default)
         if not isinstance(value, bool):
-            raise _Invalid(path + (key,), f"expected true or false, got {_type_name(value)}")
+            raise _Invalid(path + (key,), f"expected true or false, got {describe_type(value)}")
         return value
 
     def _str(self, d: dict, path: tuple, key: str, default=None):
         value = d.get(key, default)
         if value is not None and not isinstance(value, str):
-            raise _Invalid(path + (key,), f"expected a string, got {_type_name(value)}")
+            raise _Invalid(path + (key,), f"expected a string, got {describe_type(value)}")
         return value
 
     def _choice(self, d: dict, path: tuple, key: str, choices: Iterable[str], what: str,
@@ -1232,14 +1219,14 @@ class _Validator:
         value = d[key]
         if not isinstance(value, list):
             raise _Invalid(path + (key,), f"expected an array of CPU indexes such as [0, 1], "
-                                          f"got {_type_name(value)}")
+                                          f"got {describe_type(value)}")
         if not value:
             raise _Invalid(path + (key,), "an empty affinity: give at least one CPU")
         seen: set[int] = set()
         for i, cpu in enumerate(value):
             if isinstance(cpu, bool) or not isinstance(cpu, int):
                 raise _Invalid(path + (key, i), f"expected a CPU index (an integer), "
-                                                f"got {_type_name(cpu)}")
+                                                f"got {describe_type(cpu)}")
             if not 0 <= cpu < self.cpus:
                 raise _Invalid(path + (key, i), f"CPU {cpu} does not exist: [system] cpus = "
                                                 f"{self.cpus} (CPUs 0..{self.cpus - 1})")
@@ -1261,7 +1248,7 @@ class _Validator:
                 raise _Invalid(path, f"unknown priority {value!r}"
                                      f"{_suggest(value, THREAD_PRIORITIES)} (expected {expected})")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(path, f"expected a priority ({expected}), got {_type_name(value)}")
+            raise _Invalid(path, f"expected a priority ({expected}), got {describe_type(value)}")
         if value not in VALID_PRIORITIES:
             raise _Invalid(path, f"priority {value} is not a value SetThreadPriority accepts "
                                  f"(-15, -2..2, 15; also -7..-3 and 3..6 in a realtime process)")
@@ -1277,7 +1264,7 @@ class _Validator:
                                              f"needs one)")
         name = d["name"]
         if not isinstance(name, str):
-            raise _Invalid(path + ("name",), f"expected a string, got {_type_name(name)}")
+            raise _Invalid(path + ("name",), f"expected a string, got {describe_type(name)}")
         self._check_name(name, path + ("name",))
         if register:
             if name in self.names:
@@ -1298,7 +1285,7 @@ class _Validator:
     def _ref(self, name: object, path: tuple, kinds: tuple[str, ...], what: str) -> str:
         """`name` must be declared as one of `kinds`."""
         if not isinstance(name, str):
-            raise _Invalid(path, f"expected the name of a {what}, got {_type_name(name)}")
+            raise _Invalid(path, f"expected the name of a {what}, got {describe_type(name)}")
         entry = self.names.get(name)
         if entry is None:
             candidates = [n for n, (k, _) in self.names.items() if k in kinds]
@@ -1326,7 +1313,7 @@ class _Validator:
         raw_programs = raw.get("programs", {})
         if not isinstance(raw_programs, dict):
             raise _Invalid(("programs",), f"expected a table of named step lists, "
-                                          f"got {_type_name(raw_programs)}")
+                                          f"got {describe_type(raw_programs)}")
         for name in raw_programs:
             self._check_name(name, ("programs", name))
         self.program_names = set(raw_programs)
@@ -1559,7 +1546,7 @@ class _Validator:
     def _program(self, value: object, path: tuple) -> tuple[Step, ...]:
         if not isinstance(value, list):
             raise _Invalid(path, f"expected an array of step strings such as "
-                                 f"[\"cpu 10ms\", \"exit 0\"], got {_type_name(value)}")
+                                 f"[\"cpu 10ms\", \"exit 0\"], got {describe_type(value)}")
         steps = []
         for i, text in enumerate(value):
             if steps and isinstance(steps[-1], (Exit, Repeat)):
@@ -1567,7 +1554,7 @@ class _Validator:
                                             f"'{steps[-1]}'")
             if not isinstance(text, str):
                 raise _Invalid(path + (i,), f"expected a step string such as 'cpu 10ms', "
-                                            f"got {_type_name(text)}")
+                                            f"got {describe_type(text)}")
             try:
                 steps.append(self._step(text, path + (i,)))
             except _Invalid as exc:
@@ -1704,7 +1691,7 @@ class _Validator:
         text = d["do"]
         if not isinstance(text, str):
             raise _Invalid(path + ("do",), f"expected an action string such as "
-                                           f"'set_event ev1', got {_type_name(text)}")
+                                           f"'set_event ev1', got {describe_type(text)}")
         try:
             action = self._action(text)
         except _Invalid as exc:

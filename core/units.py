@@ -44,7 +44,8 @@ class UnitError(ValueError):
     """A malformed duration or size; the message is one line for a user."""
 
 
-def _type_name(value: object) -> str:
+def describe_type(value: object) -> str:
+    """How an error message names the TOML type of `value` ("an integer", "a string ('x')")."""
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):
@@ -52,7 +53,7 @@ def _type_name(value: object) -> str:
     if isinstance(value, float):
         return "a float"
     if isinstance(value, str):
-        return "a string"
+        return f"a string ({value!r})" if len(value) <= 40 else "a string"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):
@@ -85,7 +86,7 @@ def parse_duration(value: object) -> int:
     nanoseconds (``"0.5ns"``).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise UnitError(f"expected a duration such as '10ms', got {_type_name(value)}")
+        raise UnitError(f"expected a duration such as '10ms', got {describe_type(value)}")
     if isinstance(value, int):
         if value < 0:
             raise UnitError(f"duration {value} is negative")
@@ -144,7 +145,7 @@ def parse_size(value: object) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise UnitError(f"expected a size such as '64MiB' or a number of bytes, "
-                        f"got {_type_name(value)}")
+                        f"got {describe_type(value)}")
     if isinstance(value, int):
         if value < 0:
             raise UnitError(f"size {value} is negative")
