@@ -1,0 +1,733 @@
+"""Machine: the public API of the simulated NT kernel (processes, threads, dispatcher
+objects, settings, running, events out, trace, state snapshot).
+
+Section numbers (§) refer to /work/shared/reference/nt-facts.md.  Durations and times in
+the public API are integer nanoseconds unless a name says cycles.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .constants import (
+    CLASS_BASE_PRIORITY,
+    CLIENT_PRIORITY_SEPARATION,
+    CYCLES_PER_NS,
+    CYCLES_PER_S,
+    DEFAULT_CLOCK_INTERVAL_NS,
+    ERROR_ACCESS_DENIED,
+    ERROR_INVALID_HANDLE,
+    ERROR_INVALID_PARAMETER,
+    ERROR_NOT_OWNER,
+    ERROR_SIGNAL_REFUSED,
+    ERROR_TOO_MANY_POSTS,
+    EVENT_INCREMENT,
+    KTHREAD_STATE,
+    KWAIT_REASON,
+    MAXIMUM_SUSPEND_COUNT,
+    MUTANT_INCREMENT,
+    QUANTUM_UNITS_PER_TICK,
+    READY,
+    RUNNING,
+    SEMAPHORE_INCREMENT,
+    STANDBY,
+    Suspended,
+    TERMINATED,
+    WAITING,
+    WrQueue,
+    base_priority,
+    cycles_to_us,
+    parse_priority_class,
+    parse_relative_priority,
+    quantum_table,
+)
+from .dispatcher import EV_BALANCE, EV_CALL, LEAVE_BLOCK, LEAVE_READY, Dispatcher
+from .objects import (
+    NOTIFICATION,
+    Event,
+    Mutex,
+    Process,
+    Semaphore,
+    Thread,
+    list_to_mask,
+    mask_to_list,
+)
+from .program import wait as wait_step
+from .trace import ContextSwitchTrace
+
+SLEEP0_ANY = "any"
+SLEEP0_EQUAL_OR_HIGHER = "equal_or_higher"
+WAIT_QUANTUM_VISTA = "vista"
+WAIT_QUANTUM_CLASSIC = "classic"
+
+
+class KernelError(ValueError):
+    """Invalid arguments to a creation call (bad class, affinity, CPU count...)."""
+
+
+class Machine(Dispatcher):
+    """A simulated Windows NT machine running the thread dispatcher.
+
+    Parameters
+    ----------
+    cpus : 1..64 logical processors.
+    clock_interval_ns : the clock tick (§2.1).
+    win32_priority_separation : the registry value (§2.5); 0x2 client, 0x18 server preset.
+    server : product type, which decides what AA/BB = 00/11 mean (§2.5).
+    starvation_quantum_units : quantum given with a starvation boost, 3 (WI6/7, the default:
+        the Vista+ baseline) or 4 (ReactOS) (§4.7).
+    sleep0 : "any" (Sleep(0) yields to any ready thread, the current docs) or
+        "equal_or_higher" (XP-era folklore) (§3.12).
+    wait_quantum : "vista" (a completed wait costs no quantum, default) or "classic"
+        (WAIT_QUANTUM_DECREMENT = 1 unit per completed wait) (§2.2, §4.10).
+    starvation_honours_disable_boost : whether DisableBoost also blocks the starvation
+        boost (ReactOS: it does not, the default) (§4.8).
+    system_threads : worker threads of the System process (pid 4), waiting in WrQueue.
+    seed : seeds `rng`; the dispatcher itself is fully deterministic.
+    """
+
+    def __init__(self, cpus: int = 1, clock_interval_ns: int = DEFAULT_CLOCK_INTERVAL_NS,
+                 win32_priority_separation: int = CLIENT_PRIORITY_SEPARATION,
+                 server: bool = False, starvation_quantum_units: int = 3,
+                 sleep0: str = SLEEP0_ANY, wait_quantum: str = WAIT_QUANTUM_VISTA,
+                 starvation_honours_disable_boost: bool = False, system_threads: int = 0,
+                 seed: int = 0) -> None:
+        if not 1 <= cpus <= 64:
+            raise KernelError(f"cpus must be 1..64, not {cpus}")
+        if clock_interval_ns <= 0:
+            raise KernelError("clock_interval_ns must be positive")
+        if starvation_quantum_units not in (3, 4):
+            raise KernelError("starvation_quantum_units must be 3 or 4")
+        if sleep0 not in (SLEEP0_ANY, SLEEP0_EQUAL_OR_HIGHER):
+            raise KernelError(f"sleep0 must be {SLEEP0_ANY!r} or {SLEEP0_EQUAL_OR_HIGHER!r}")
+        if wait_quantum not in (WAIT_QUANTUM_VISTA, WAIT_QUANTUM_CLASSIC):
+            raise KernelError(f"wait_quantum must be {WAIT_QUANTUM_VISTA!r} or {WAIT_QUANTUM_CLASSIC!r}")
+        tick = clock_interval_ns * CYCLES_PER_NS
+        # one unit = a third of a tick = clock_interval_ns cycles (§2.2)
+        self._init_dispatcher(cpus, tick, tick // QUANTUM_UNITS_PER_TICK)
+        self.clock_interval_ns = clock_interval_ns
+        self.server = server
+        self.starvation_quantum_units = starvation_quantum_units
+        self.sleep0 = sleep0
+        self.sleep0_equal_or_higher = sleep0 == SLEEP0_EQUAL_OR_HIGHER
+        self.wait_quantum = wait_quantum
+        self.classic_wait_quantum = wait_quantum == WAIT_QUANTUM_CLASSIC
+        self.starvation_honours_disable_boost = starvation_honours_disable_boost
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.last_error = 0
+        self.trace = ContextSwitchTrace()
+        self._trace_extend = self.trace.extend
+        self._trace_stage = self.trace._stage
+        self.processes: dict[int, Process] = {}
+        self.threads: dict[int, Thread] = {}
+        self._next_cid = 8  # CIDs are multiples of 4; 0 = Idle, 4 = System
+        self._next_seed = 0
+        self.quantum_units: tuple[int, int, int] = (6, 12, 18)
+        self.ps_priority_separation = 2
+        self.win32_priority_separation = win32_priority_separation
+        self._apply_separation(win32_priority_separation)
+        all_cpus = (1 << cpus) - 1
+        self.all_cpus_mask = all_cpus
+        # Idle process (pid 0) with one idle thread per CPU, tid 0 (§3.7)
+        idle = Process(0, "Idle", "idle", all_cpus, None, False, True, 0, "none", 0)
+        self._set_quantum_reset(idle)
+        self.idle_process = idle
+        self.processes[0] = idle
+        self.idle_threads = []
+        for c in range(cpus):
+            t = Thread(0, idle, f"Idle{c}", 0, 0, 1 << c, c, True, (), 0, is_idle=True)
+            t.priority = t.base = 0
+            t.state = RUNNING
+            t.cpu = t.where = c
+            idle.threads.append(t)
+            self.idle_threads.append(t)
+            self.running[c] = t
+        idle.live_threads = cpus
+        self.idle_mask = all_cpus
+        # System (pid 4), protected WinSystem; its workers wait on a never-signaled queue
+        system = Process(4, "System", "normal", all_cpus, 0, False, False, self._take_seed(),
+                         "pp-winsystem", 0)
+        self._set_quantum_reset(system)
+        self.system_process = system
+        self.processes[4] = system
+        self._system_queue = Event("SystemWorkQueue", NOTIFICATION, False)
+        for i in range(system_threads):
+            t = self._new_thread(system, 0, f"SystemWorker{i}", all_cpus, None, False,
+                                 (wait_step(self._system_queue) + (WrQueue,),), False, base=13)
+        self._push(CYCLES_PER_S, EV_BALANCE, None, None)
+
+    # ------------------------------------------------------------------ time
+    @property
+    def time_ns(self) -> float:
+        return self.now / CYCLES_PER_NS
+
+    @property
+    def time_us(self) -> float:
+        return cycles_to_us(self.now)
+
+    def run_until(self, time_ns: int) -> None:
+        """Run the simulation up to `time_ns` (inclusive of events at that instant)."""
+        if self._torun:
+            self._drain()
+        self.run_until_cycles(int(time_ns) * CYCLES_PER_NS)
+
+    def run_for(self, duration_ns: int) -> None:
+        self.run_until_cycles(self.now + int(duration_ns) * CYCLES_PER_NS)
+
+    def at(self, time_ns: int, fn, *args) -> None:
+        """Call fn(*args) at simulated time `time_ns` (an external action, `[[at]]`)."""
+        when = int(time_ns) * CYCLES_PER_NS
+        if when < self.now:
+            raise KernelError("cannot schedule an action in the past")
+        self._push(when, EV_CALL, fn, args)
+
+    # ------------------------------------------------------------------ events out
+    def subscribe(self, callback) -> None:
+        """callback(event_dict) for every kernel event (formats.md §3 events)."""
+        self._subs.append(callback)
+
+    def unsubscribe(self, callback) -> None:
+        self._subs.remove(callback)
+
+    # ------------------------------------------------------------------ quantum settings
+    def _apply_separation(self, value: int) -> None:
+        table, sep = quantum_table(value, self.server)
+        self.win32_priority_separation = value
+        self.quantum_units = table
+        self.ps_priority_separation = sep
+
+    def _set_quantum_reset(self, proc: Process) -> None:
+        # PspComputeQuantum: foreground index = PsPrioritySeparation, else 0 (§2.3)
+        idx = self.ps_priority_separation if proc.foreground else 0
+        proc.quantum_reset = self.quantum_units[idx] * self.unit
+
+    def set_priority_separation(self, value: int) -> None:
+        """Change Win32PrioritySeparation at run time (PsChangeQuantumTable, §2.5):
+        every quantum reset from now on uses the new table."""
+        self._apply_separation(int(value))
+        for p in self.processes.values():
+            self._set_quantum_reset(p)
+
+    def set_foreground(self, process: Process | None) -> None:
+        """Make `process` the foreground process (None: no foreground process)."""
+        for p in self.processes.values():
+            if p.foreground and p is not process:
+                p.foreground = False
+                self._set_quantum_reset(p)
+        if process is not None:
+            process.foreground = True
+            self._set_quantum_reset(process)
+
+    # ------------------------------------------------------------------ processes
+    def _alloc_cid(self) -> int:
+        cid = self._next_cid
+        self._next_cid += 4
+        return cid
+
+    def _take_seed(self) -> int:
+        s = self._next_seed
+        self._next_seed = (s + 1) % self.ncpu
+        return s
+
+    def _mask(self, cpus, default: int) -> int:
+        if cpus is None:
+            return default
+        mask = cpus if isinstance(cpus, int) else list_to_mask(cpus)
+        if mask <= 0 or mask & ~self.all_cpus_mask:
+            raise KernelError(f"affinity {mask_to_list(mask) if mask > 0 else cpus} is not a "
+                              f"non-empty set of CPUs 0..{self.ncpu - 1}")
+        return mask
+
+    def create_process(self, name: str, priority_class: str | int | None = None,
+                       affinity=None, foreground: bool = False, disable_boost: bool = False,
+                       parent: Process | None = None, protection: str = "none") -> Process:
+        """Create a process (no threads yet).  Without a class, a child of an IDLE or
+        BELOW_NORMAL parent inherits the parent's class, otherwise NORMAL (§1.6).
+        Without an affinity, it inherits the parent's (§8.1), else all CPUs."""
+        if priority_class is None:
+            if parent is not None and parent.priority_class in ("idle", "below_normal"):
+                cls = parent.priority_class
+            else:
+                cls = "normal"
+        else:
+            try:
+                cls = parse_priority_class(priority_class)
+            except ValueError as e:
+                raise KernelError(str(e)) from None
+        default_aff = parent.affinity if parent is not None else self.all_cpus_mask
+        mask = self._mask(affinity, default_aff)
+        pid = self._alloc_cid()
+        proc = Process(pid, name, cls, mask, parent.pid if parent is not None else None,
+                       False, disable_boost, self._take_seed(), protection, self.now)
+        self.processes[pid] = proc
+        self._set_quantum_reset(proc)
+        if self._subs:
+            self._emit("process_create", pid=pid, name=name,
+                       parent_pid=parent.pid if parent is not None else None)
+        if foreground:
+            self.set_foreground(proc)
+        return proc
+
+    def set_priority_class(self, process: Process, priority_class: str | int) -> bool:
+        """SetPriorityClass: recompute every thread's base from its relative priority."""
+        try:
+            cls = parse_priority_class(priority_class)
+        except ValueError:
+            self._api_error("set_priority_class", ERROR_INVALID_PARAMETER, pid=process.pid)
+            return False
+        if process.exited:
+            self._api_error("set_priority_class", ERROR_ACCESS_DENIED, pid=process.pid)
+            return False
+        process.priority_class = cls
+        for t in process.threads:
+            if t.state == TERMINATED:
+                continue
+            base = base_priority(cls, t.relative)
+            if base is None:  # a REALTIME-only relative value: clamp into the class's range
+                lo, hi = (16, 31) if cls == "realtime" else (1, 15)
+                base = max(lo, min(hi, CLASS_BASE_PRIORITY[cls] + t.relative))
+            self._set_base(t, base, "set_priority_class")
+        return True
+
+    def set_process_priority_boost(self, process: Process, disable: bool) -> bool:
+        """SetProcessPriorityBoost(P, DisablePriorityBoost) (§4.8)."""
+        process.disable_boost = bool(disable)
+        return True
+
+    def get_process_priority_boost(self, process: Process) -> bool:
+        return process.disable_boost
+
+    def set_process_affinity(self, process: Process, cpus) -> bool:
+        """SetProcessAffinityMask: every thread's affinity is narrowed to the new mask."""
+        try:
+            mask = self._mask(cpus, 0)
+        except KernelError:
+            self._api_error("set_process_affinity", ERROR_INVALID_PARAMETER, pid=process.pid)
+            return False
+        process.affinity = mask
+        for t in process.threads:
+            if t.state != TERMINATED:
+                self._apply_affinity(t, (t.affinity & mask) or mask)
+        return True
+
+    def terminate_process(self, process: Process, exit_code: int) -> bool:
+        """TerminateProcess: every thread exits with exit_code; so does the process."""
+        if process.exited or process.pid == 0:
+            self._api_error("terminate_process", ERROR_ACCESS_DENIED, pid=process.pid)
+            return False
+        live = [t for t in process.threads if t.state != TERMINATED]
+        if not live:
+            self._exit_process(process, exit_code)
+            return True
+        for t in live:
+            self._exit_thread(t, exit_code)
+        return True
+
+    def get_exit_code_process(self, process: Process) -> int:
+        return process.exit_code
+
+    # ------------------------------------------------------------------ threads
+    def _new_thread(self, process: Process, relative: int, name: str | None, affinity: int,
+                    ideal_cpu: int | None, disable_boost: bool, program, suspended: bool,
+                    base: int | None = None) -> Thread:
+        if base is None:
+            base = base_priority(process.priority_class, relative)
+        if ideal_cpu is None:
+            # KeInitializeThread: ideal processors handed out round-robin from the
+            # process's seed, within the affinity
+            seed = process.thread_seed
+            ideal = seed
+            for k in range(self.ncpu):
+                cand = (seed + k) % self.ncpu
+                if (affinity >> cand) & 1:
+                    ideal = cand
+                    break
+            process.thread_seed = (ideal + 1) % self.ncpu
+        else:
+            ideal = ideal_cpu
+        tid = self._alloc_cid()
+        t = Thread(tid, process, name, base, relative, affinity, ideal, disable_boost,
+                   tuple(program), self.now)
+        process.threads.append(t)
+        process.live_threads += 1
+        self.threads[tid] = t
+        if self._subs:
+            self._emit("thread_create", pid=process.pid, tid=tid, name=name)
+        if suspended:
+            # CREATE_SUSPENDED: waiting on its suspension (S24: Waiting / Suspended)
+            t.suspend_count = 1
+            t.state = WAITING
+            t.wait_reason = Suspended
+        else:
+            self._ready(t)  # new threads get no boost and join the tail
+        return t
+
+    def create_thread(self, process: Process, priority: str | int = "normal", affinity=None,
+                      ideal_cpu: int | None = None, disable_boost: bool = False, program=(),
+                      suspended: bool = False, name: str | None = None) -> Thread:
+        """Create a thread running `program` (a sequence of program.py steps).
+
+        `priority` is a relative priority (name or -15..15, §1.4); the base comes from the
+        §1.5 table.  `affinity` (CPU list or mask) must be a subset of the process's.
+        """
+        if process.exited:
+            raise KernelError(f"process {process.pid} has exited")
+        try:
+            relative = parse_relative_priority(priority)
+        except ValueError as e:
+            raise KernelError(str(e)) from None
+        if base_priority(process.priority_class, relative) is None:
+            raise KernelError(f"relative priority {relative} is not valid for class "
+                              f"{process.priority_class}")
+        mask = self._mask(affinity, process.affinity)
+        if mask & ~process.affinity:
+            raise KernelError("thread affinity must be a subset of the process affinity (§3.8)")
+        if ideal_cpu is not None and not (mask >> ideal_cpu) & 1:
+            raise KernelError(f"ideal CPU {ideal_cpu} is outside the thread's affinity")
+        return self._new_thread(process, relative, name, mask, ideal_cpu, disable_boost,
+                                program, suspended)
+
+    def _set_base(self, t: Thread, base: int, reason: str) -> None:
+        # KeSetBasePriorityThread: the new base becomes the current priority and any
+        # outstanding boost is dropped
+        t.base = base
+        t.decrement = 0
+        if t.priority != base:
+            self._change_priority(t, base, reason)
+        elif self._subs:
+            self._prio_event(t, reason)
+
+    def set_thread_priority(self, thread: Thread, priority: str | int) -> bool:
+        """SetThreadPriority (§1.4, §3.5).  Invalid levels fail with ERROR_INVALID_PARAMETER."""
+        try:
+            relative = parse_relative_priority(priority)
+        except ValueError:
+            relative = None
+        base = None if relative is None else base_priority(thread.process.priority_class, relative)
+        if base is None:
+            self._api_error("set_priority", ERROR_INVALID_PARAMETER, tid=thread.tid,
+                            name=thread.name)
+            return False
+        if thread.state == TERMINATED:
+            self._api_error("set_priority", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
+            return False
+        thread.relative = relative
+        self._set_base(thread, base, "set_priority")
+        return True
+
+    def get_thread_priority(self, thread: Thread) -> int:
+        return thread.relative
+
+    def set_thread_priority_boost(self, thread: Thread, disable: bool) -> bool:
+        """SetThreadPriorityBoost(T, DisablePriorityBoost) (§4.8)."""
+        thread.disable_boost = bool(disable)
+        return True
+
+    def get_thread_priority_boost(self, thread: Thread) -> bool:
+        """GetThreadPriorityBoost: True if boosts are disabled for the thread."""
+        return thread.disable_boost or thread.process.disable_boost
+
+    def _apply_affinity(self, t: Thread, mask: int) -> None:
+        t.affinity = mask
+        if not (mask >> t.ideal) & 1:
+            t.ideal = (mask & -mask).bit_length() - 1
+        st = t.state
+        if st == RUNNING:
+            c = t.cpu
+            if not (mask >> c) & 1:
+                self._charge(c)
+                t.state = READY
+                self._leave(c, t, LEAVE_READY, -1)
+        elif st == READY:
+            if not (mask >> t.where) & 1 or self.idle_mask & mask:
+                self._dequeue(t)
+                self._ready(t)
+        elif st == STANDBY:
+            if not (mask >> t.where) & 1:
+                self._unstandby(t)
+                self._ready(t)
+
+    def set_thread_affinity(self, thread: Thread, cpus) -> int:
+        """SetThreadAffinityMask: returns the previous mask, or 0 on failure (the mask must
+        be a non-empty subset of the process affinity, §3.8)."""
+        try:
+            mask = self._mask(cpus, 0)
+        except KernelError:
+            mask = 0
+        if not mask or mask & ~thread.process.affinity or thread.state == TERMINATED:
+            self._api_error("set_affinity", ERROR_INVALID_PARAMETER, tid=thread.tid,
+                            name=thread.name)
+            return 0
+        old = thread.affinity
+        self._apply_affinity(thread, mask)
+        return old
+
+    def set_ideal_processor(self, thread: Thread, cpu: int) -> int:
+        """SetThreadIdealProcessor: returns the previous ideal CPU, or -1 on failure."""
+        if not 0 <= cpu < self.ncpu or not (thread.affinity >> cpu) & 1:
+            self._api_error("set_ideal_processor", ERROR_INVALID_PARAMETER, tid=thread.tid,
+                            name=thread.name)
+            return -1
+        old = thread.ideal
+        thread.ideal = cpu
+        return old
+
+    def suspend_thread(self, thread: Thread) -> int:
+        """SuspendThread (§8.5): returns the previous count, or -1 (count limit 127)."""
+        if thread.state == TERMINATED:
+            self._api_error("suspend", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
+            return -1
+        prev = thread.suspend_count
+        if prev >= MAXIMUM_SUSPEND_COUNT:
+            self._api_error("suspend", ERROR_SIGNAL_REFUSED, tid=thread.tid, name=thread.name)
+            return -1
+        thread.suspend_count = prev + 1
+        if prev == 0:
+            st = thread.state
+            if st == RUNNING:
+                c = thread.cpu
+                self._charge(c)
+                thread.state = WAITING
+                thread.wait_reason = Suspended
+                self._leave(c, thread, LEAVE_BLOCK, Suspended)
+            elif st in (READY, STANDBY):
+                if st == READY:
+                    self._dequeue(thread)
+                else:
+                    self._unstandby(thread)
+                thread.state = WAITING
+                thread.wait_reason = Suspended
+            # A waiting thread keeps its wait; when it is satisfied it stays suspended.
+        return prev
+
+    def resume_thread(self, thread: Thread) -> int:
+        """ResumeThread (§8.5): returns the previous count (-1 for an exited thread)."""
+        if thread.state == TERMINATED:
+            self._api_error("resume", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
+            return -1
+        prev = thread.suspend_count
+        if prev == 0:
+            return 0
+        thread.suspend_count = prev - 1
+        if (prev == 1 and thread.state == WAITING and thread.wait_reason == Suspended
+                and thread.wait_obj is None):
+            thread.resume_status = None
+            self._wake(thread, 0)
+        return prev
+
+    def terminate_thread(self, thread: Thread, exit_code: int) -> bool:
+        """TerminateThread."""
+        if thread.state == TERMINATED or thread.is_idle:
+            self._api_error("terminate_thread", ERROR_ACCESS_DENIED, tid=thread.tid,
+                            name=thread.name)
+            return False
+        self._exit_thread(thread, exit_code)
+        return True
+
+    def get_exit_code_thread(self, thread: Thread) -> int:
+        return thread.exit_code
+
+    # ------------------------------------------------------------------ handles
+    def open_handle(self, obj):
+        """Take a reference: an exited process/thread stays visible while referenced."""
+        obj.refs += 1
+        return obj
+
+    def close_handle(self, obj) -> bool:
+        if obj.refs <= 0:
+            self._api_error("close_handle", ERROR_INVALID_HANDLE, object=getattr(obj, "name", None))
+            return False
+        obj.refs -= 1
+        return True
+
+    # ------------------------------------------------------------------ dispatcher objects
+    def create_event(self, name: str | None = None, kind: str = NOTIFICATION,
+                     signaled: bool = False) -> Event:
+        return Event(name, kind, signaled)
+
+    def create_semaphore(self, name: str | None = None, initial: int = 0,
+                         maximum: int = 1) -> Semaphore:
+        try:
+            return Semaphore(name, initial, maximum)
+        except ValueError as e:
+            raise KernelError(str(e)) from None
+
+    def create_mutex(self, name: str | None = None, owner: Thread | None = None) -> Mutex:
+        m = Mutex(name)
+        if owner is not None:
+            m.owner = owner
+            m.recursion = 1
+            m.signaled = False
+            owner.owned.append(m)
+        return m
+
+    def set_event(self, event: Event, _cur: int = -1) -> bool:
+        """SetEvent: a notification event wakes every waiter and stays set; a
+        synchronization event releases one waiter (FIFO), or stays set if none."""
+        event.signaled = True
+        if event.waiters:
+            self._signal(event, EVENT_INCREMENT, _cur)
+        return True
+
+    def reset_event(self, event: Event) -> bool:
+        event.signaled = False
+        return True
+
+    def pulse_event(self, event: Event, _cur: int = -1) -> bool:
+        """PulseEvent: release the current waiters (all, or one for a synchronization
+        event), then leave the event reset."""
+        event.signaled = True
+        if event.waiters:
+            self._signal(event, EVENT_INCREMENT, _cur)
+        event.signaled = False
+        return True
+
+    def release_semaphore(self, semaphore: Semaphore, count: int = 1, _cur: int = -1,
+                          _by: Thread | None = None) -> int | None:
+        """ReleaseSemaphore: returns the previous count, or None with ERROR_TOO_MANY_POSTS
+        if the count would exceed the maximum (the count is then unchanged)."""
+        prev = semaphore.count
+        if count <= 0:
+            self._api_error("release", ERROR_INVALID_PARAMETER, object=semaphore.name,
+                            **_subject(_by))
+            return None
+        if prev + count > semaphore.maximum:
+            self._api_error("release", ERROR_TOO_MANY_POSTS, object=semaphore.name,
+                            **_subject(_by))
+            return None
+        semaphore.count = prev + count
+        semaphore.signaled = True
+        if semaphore.waiters:
+            self._signal(semaphore, SEMAPHORE_INCREMENT, _cur)
+        return prev
+
+    def release_mutex(self, mutex: Mutex, thread: Thread, _cur: int = -1) -> bool:
+        """ReleaseMutex by `thread`; a non-owner gets ERROR_NOT_OWNER."""
+        if mutex.owner is not thread:
+            self._api_error("release_mutex", ERROR_NOT_OWNER, object=mutex.name,
+                            **_subject(thread))
+            return False
+        mutex.recursion -= 1
+        if mutex.recursion == 0:
+            mutex.owner = None
+            thread.owned.remove(mutex)
+            mutex.signaled = True
+            if mutex.waiters:
+                self._signal(mutex, MUTANT_INCREMENT, _cur)
+        return True
+
+    # ------------------------------------------------------------------ outputs
+    def cswitch_csv(self) -> str:
+        """The --cswitch-csv text (formats.md §3)."""
+        return self.trace.to_csv()
+
+    def _charge_all(self) -> None:
+        for c in range(self.ncpu):
+            self._charge(c)
+
+    def snapshot(self) -> dict:
+        """The --state-json document (formats.md §3), jobs empty for now."""
+        self._charge_all()
+        to_us = cycles_to_us
+        procs = []
+        for pid in sorted(self.processes):
+            p = self.processes[pid]
+            if p.exited and p.refs <= 0 and pid not in (0, 4):
+                continue
+            threads = []
+            for t in p.threads:
+                if t.state == TERMINATED and t.refs <= 0:
+                    continue
+                threads.append({
+                    "tid": t.tid, "name": t.name, "state": KTHREAD_STATE[t.state],
+                    "wait_reason": (KWAIT_REASON[t.wait_reason]
+                                    if t.state == WAITING and t.wait_reason >= 0 else ""),
+                    "priority": t.priority, "base_priority": t.base,
+                    "user_time_us": to_us(t.user), "kernel_time_us": to_us(t.kernel),
+                    "context_switches": t.cswitches, "ideal_cpu": t.ideal,
+                    "affinity": mask_to_list(t.affinity), "suspend_count": t.suspend_count,
+                    "fiber": None,
+                })
+            procs.append({
+                "pid": p.pid, "name": p.name, "priority_class": p.priority_class,
+                "exit_code": p.exit_code, "jobs": [], "protection": p.protection,
+                "threads": threads,
+            })
+        return {"time_us": to_us(self.now), "processes": procs, "jobs": []}
+
+    def cpu_times(self) -> list[tuple[int, int]]:
+        """Per CPU (busy cycles, idle cycles) up to now."""
+        self._charge_all()
+        return list(zip(self.busy_time, self.idle_time))
+
+    # ------------------------------------------------------------------ invariants
+    def check_invariants(self) -> None:
+        """Assert the dispatcher's structural invariants (used by the property tests)."""
+        self._charge_all()
+        now = self.now
+        seen: dict[int, str] = {}
+        for c in range(self.ncpu):
+            r = self.running[c]
+            assert r is not None and r.state == RUNNING and r.cpu == c, (c, r)
+            assert (r.affinity >> c) & 1, ("affinity violated", c, r)
+            if not r.is_idle:
+                assert id(r) not in seen, ("thread on two CPUs", r)
+                seen[id(r)] = "running"
+            sb = self.standby[c]
+            if sb is not None:
+                assert sb.state == STANDBY and sb.where == c and (sb.affinity >> c) & 1, (c, sb)
+                assert id(sb) not in seen, ("standby thread elsewhere too", sb)
+                seen[id(sb)] = "standby"
+                assert not self.pending[c] or c in self._pending
+            idle = r.is_idle and sb is None
+            assert bool((self.idle_mask >> c) & 1) == idle, ("idle mask", c)
+            top = r if sb is None else sb
+            s = 0
+            for p in range(32):
+                q = self.queues[c][p]
+                if q:
+                    s |= 1 << p
+                for t in q:
+                    assert t.state == READY and t.where == c and t.priority == p, (c, p, t)
+                    assert (t.affinity >> c) & 1, ("queued on a CPU outside affinity", c, t)
+                    assert id(t) not in seen, ("thread in two places", t)
+                    seen[id(t)] = "ready"
+                    # No ready thread on this CPU's queues outranks what runs there (§3.2),
+                    # except right after a yield to a lower thread (§3.11)
+                    if not self._pending and not self.yielded[c]:
+                        assert p <= top.priority, ("ready outranks running", c, t, top)
+            assert s == self.summary[c], ("summary", c, bin(s), bin(self.summary[c]))
+            assert self.busy_time[c] + self.idle_time[c] == now, ("cpu time", c)
+        if not self._pending:
+            # An idle CPU never coexists with a ready thread allowed on it
+            for c in range(self.ncpu):
+                if (self.idle_mask >> c) & 1:
+                    for d in range(self.ncpu):
+                        for q in self.queues[d]:
+                            for t in q:
+                                assert not (t.affinity >> c) & 1, ("idle CPU with work", c, t)
+        total = 0
+        for t in self.threads.values():
+            st = t.state
+            if st in (READY, RUNNING, STANDBY):
+                assert id(t) in seen, ("lost thread", t)
+            elif st == WAITING:
+                assert id(t) not in seen, ("waiting thread scheduled", t)
+                if t.wait_obj is not None:
+                    assert t.wait_obj.waiters.count(t) == 1, ("not in waiters", t)
+            elif st == TERMINATED:
+                assert id(t) not in seen, ("terminated thread scheduled", t)
+            assert 1 <= t.priority <= 31 and t.base <= t.priority, t
+            if t.base < 16:
+                assert t.priority <= 15, t
+            else:
+                assert t.priority == t.base, t
+            total += t.user + t.kernel
+        assert total == sum(self.busy_time), "thread times do not add up to busy time"
+
+
+def _subject(thread: Thread | None) -> dict:
+    if thread is None:
+        return {}
+    return {"tid": thread.tid, "name": thread.name}

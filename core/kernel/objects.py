@@ -1,0 +1,192 @@
+"""Dispatcher objects: events, semaphores, mutexes, and the process and thread objects.
+
+These hold state only; the Machine changes them (waits and signals need the
+dispatcher).  Every class uses __slots__ because the dispatcher touches them on its
+hot path.  Each waitable object has `signaled` and a FIFO `waiters` list of threads
+(§6 of the brief: a set synchronization event releases the first waiter).
+"""
+
+from __future__ import annotations
+
+from .constants import KTHREAD_STATE, KWAIT_REASON, STILL_ACTIVE, WAITING
+
+NOTIFICATION = "notification"
+SYNCHRONIZATION = "synchronization"
+
+
+class DispatcherObject:
+    __slots__ = ("name", "signaled", "waiters", "refs")
+
+    kind = "object"
+
+    def __init__(self, name: str | None = None, signaled: bool = False) -> None:
+        self.name = name
+        self.signaled = signaled
+        self.waiters: list = []
+        self.refs = 0  # handles/references held through Machine.open_handle()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} signaled={self.signaled}>"
+
+
+class Event(DispatcherObject):
+    """A notification (manual-reset) or synchronization (auto-reset) event."""
+
+    __slots__ = ("notification",)
+    kind = "event"
+
+    def __init__(self, name: str | None = None, kind: str = NOTIFICATION, signaled: bool = False):
+        super().__init__(name, signaled)
+        if kind not in (NOTIFICATION, SYNCHRONIZATION):
+            raise ValueError(f"event kind must be notification or synchronization, not {kind!r}")
+        self.notification = kind == NOTIFICATION
+
+
+class Semaphore(DispatcherObject):
+    __slots__ = ("count", "maximum")
+    kind = "semaphore"
+
+    def __init__(self, name: str | None = None, initial: int = 0, maximum: int = 1):
+        if maximum <= 0 or not 0 <= initial <= maximum:
+            raise ValueError(f"semaphore needs 0 <= initial ({initial}) <= maximum ({maximum}), maximum > 0")
+        super().__init__(name, initial > 0)
+        self.count = initial
+        self.maximum = maximum
+
+
+class Mutex(DispatcherObject):
+    """A mutant: owned by one thread, recursively acquirable, abandoned if the owner exits."""
+
+    __slots__ = ("owner", "recursion", "abandoned")
+    kind = "mutex"
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name, True)
+        self.owner = None
+        self.recursion = 0
+        self.abandoned = False
+
+
+class Process(DispatcherObject):
+    """A simulated EPROCESS/KPROCESS.  Signaled when it exits (§8.4)."""
+
+    __slots__ = (
+        "pid", "parent_pid", "priority_class", "affinity", "foreground", "disable_boost",
+        "threads", "live_threads", "exit_code", "exited", "quantum_reset", "thread_seed",
+        "protection", "create_time", "exit_time",
+    )
+    kind = "process"
+
+    def __init__(self, pid: int, name: str, priority_class: str, affinity: int,
+                 parent_pid: int | None, foreground: bool, disable_boost: bool,
+                 thread_seed: int, protection: str, create_time: int) -> None:
+        super().__init__(name, False)
+        self.pid = pid
+        self.parent_pid = parent_pid
+        self.priority_class = priority_class
+        self.affinity = affinity
+        self.foreground = foreground
+        self.disable_boost = disable_boost
+        self.threads: list[Thread] = []
+        self.live_threads = 0
+        self.exit_code = STILL_ACTIVE
+        self.exited = False
+        self.quantum_reset = 0  # cycles; set by the machine from the quantum table (§2.3)
+        self.thread_seed = thread_seed  # next ideal processor (KeInitializeThread)
+        self.protection = protection
+        self.create_time = create_time
+        self.exit_time = None
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid} {self.name!r} {self.priority_class}>"
+
+
+class Thread(DispatcherObject):
+    """A simulated ETHREAD/KTHREAD.  Signaled when it exits."""
+
+    __slots__ = (
+        "tid", "pid", "process", "priority", "base", "relative", "decrement", "quantum",
+        "state", "wait_reason", "cpu", "ideal", "affinity", "suspend_count", "program",
+        "pc", "step_rem", "kmode", "user", "kernel", "cswitches", "ready_tick",
+        "preempted", "disable_boost", "exit_code", "wait_obj", "wait_gen", "wait_inc",
+        "wait_status", "owned", "last_result", "is_idle", "out_reason", "resume_status",
+        "create_time", "where",
+    )
+    kind = "thread"
+
+    def __init__(self, tid: int, process: Process, name: str | None, base: int, relative: int,
+                 affinity: int, ideal: int, disable_boost: bool, program: tuple,
+                 create_time: int, is_idle: bool = False) -> None:
+        super().__init__(name, False)
+        self.tid = tid
+        self.pid = process.pid
+        self.process = process
+        self.priority = base
+        self.base = base
+        self.relative = relative
+        self.decrement = 0  # PriorityDecrement: special boost to drop at quantum end (§2.7)
+        self.quantum = process.quantum_reset  # remaining quantum, cycles
+        self.state = 0  # Initialized
+        self.wait_reason = -1
+        self.cpu = -1  # processor it last ran on
+        self.ideal = ideal
+        self.affinity = affinity
+        self.suspend_count = 0
+        self.program = program
+        self.pc = 0
+        self.step_rem = 0  # cycles left in the current cpu/kcpu step
+        self.kmode = False
+        self.user = 0  # cycles
+        self.kernel = 0
+        self.cswitches = 0
+        self.ready_tick = 0  # KeTickCount when it last became ready (§4.7 WaitTime)
+        self.preempted = False
+        self.disable_boost = disable_boost
+        self.exit_code = STILL_ACTIVE
+        self.wait_obj = None
+        self.wait_gen = 0  # bumped to cancel a pending timeout/IO completion
+        self.wait_inc = 0
+        self.wait_status = 0
+        self.owned: list[Mutex] = []
+        self.last_result = None  # result of the last wait/yield/API step
+        self.is_idle = is_idle
+        self.out_reason = -1  # wait reason recorded for the trace when it leaves a CPU
+        self.resume_status = None  # wait result held while suspended after a satisfied wait
+        self.create_time = create_time
+        self.where = -1  # CPU whose ready queue / standby slot / processor holds it
+
+    @property
+    def state_name(self) -> str:
+        return KTHREAD_STATE[self.state]
+
+    @property
+    def wait_reason_name(self) -> str:
+        if self.state != WAITING or self.wait_reason < 0:
+            return ""
+        return KWAIT_REASON[self.wait_reason]
+
+    @property
+    def affinity_list(self) -> list[int]:
+        return mask_to_list(self.affinity)
+
+    def __repr__(self) -> str:
+        return (f"<Thread {self.tid} {self.name!r} pid={self.pid} {KTHREAD_STATE[self.state]}"
+                f" pri={self.priority}/{self.base}>")
+
+
+def mask_to_list(mask: int) -> list[int]:
+    out = []
+    i = 0
+    while mask:
+        if mask & 1:
+            out.append(i)
+        mask >>= 1
+        i += 1
+    return out
+
+
+def list_to_mask(cpus) -> int:
+    mask = 0
+    for c in cpus:
+        mask |= 1 << int(c)
+    return mask

@@ -1,0 +1,114 @@
+"""Thread programs: compact steps a simulated thread executes in order.
+
+A step is a plain tuple whose first item is an opcode int, so the dispatcher's hot path
+indexes tuples instead of calling methods.  Durations are stored in cycles
+(constants.CYCLES_PER_NS per ns).  Build steps with the constructors below (durations
+in integer ns) rather than by hand; formats.md §2 lists the scenario spelling of each.
+
+    (OP_CPU, cycles)              cpu DUR   (user time)
+    (OP_KCPU, cycles)             kcpu DUR  (kernel time)
+    (OP_WAIT, obj, cycles|-1)     wait OBJ [timeout]; -1 = INFINITE
+    (OP_SLEEP, cycles)            sleep DUR; 0 = Sleep(0)
+    (OP_YIELD,)                   SwitchToThread()
+    (OP_IO, increment, cycles)    io DEVICE DUR
+    (OP_SET, event) / (OP_RESET, event) / (OP_PULSE, event)
+    (OP_RELEASE_SEM, sem, n)      release SEM [N]
+    (OP_RELEASE_MUTEX, mutex)
+    (OP_SET_PRIORITY, relative)   SetThreadPriority(self, relative)
+    (OP_EXIT, code)               ExitThread(code)
+    (OP_REPEAT,)                  start again at step 0
+"""
+
+from __future__ import annotations
+
+from .constants import CYCLES_PER_NS, DEVICE_INCREMENT, parse_relative_priority
+
+OP_CPU = 0
+OP_KCPU = 1
+OP_WAIT = 2
+OP_SLEEP = 3
+OP_YIELD = 4
+OP_IO = 5
+OP_SET = 6
+OP_RESET = 7
+OP_PULSE = 8
+OP_RELEASE_SEM = 9
+OP_RELEASE_MUTEX = 10
+OP_SET_PRIORITY = 11
+OP_EXIT = 12
+OP_REPEAT = 13
+
+OP_NAMES = (
+    "cpu", "kcpu", "wait", "sleep", "yield", "io", "set", "reset", "pulse", "release",
+    "release_mutex", "set_priority", "exit", "repeat",
+)
+
+
+def _cycles(duration_ns: int) -> int:
+    if duration_ns < 0:
+        raise ValueError(f"negative duration {duration_ns}")
+    return int(duration_ns) * CYCLES_PER_NS
+
+
+def cpu(duration_ns: int) -> tuple:
+    return (OP_CPU, _cycles(duration_ns))
+
+
+def kcpu(duration_ns: int) -> tuple:
+    return (OP_KCPU, _cycles(duration_ns))
+
+
+def wait(obj, timeout_ns: int | None = None) -> tuple:
+    return (OP_WAIT, obj, -1 if timeout_ns is None else _cycles(timeout_ns))
+
+
+def sleep(duration_ns: int) -> tuple:
+    return (OP_SLEEP, _cycles(duration_ns))
+
+
+def yield_() -> tuple:
+    return (OP_YIELD,)
+
+
+def io(device: str | int, duration_ns: int) -> tuple:
+    """`device` is a name from constants.DEVICE_INCREMENT or a raw boost increment."""
+    if isinstance(device, str):
+        try:
+            increment = DEVICE_INCREMENT[device.lower()]
+        except KeyError:
+            raise ValueError(f"unknown device {device!r}") from None
+    else:
+        increment = int(device)
+    return (OP_IO, increment, _cycles(duration_ns))
+
+
+def set_event(event) -> tuple:
+    return (OP_SET, event)
+
+
+def reset_event(event) -> tuple:
+    return (OP_RESET, event)
+
+
+def pulse_event(event) -> tuple:
+    return (OP_PULSE, event)
+
+
+def release_semaphore(semaphore, count: int = 1) -> tuple:
+    return (OP_RELEASE_SEM, semaphore, int(count))
+
+
+def release_mutex(mutex) -> tuple:
+    return (OP_RELEASE_MUTEX, mutex)
+
+
+def set_priority(level: str | int) -> tuple:
+    return (OP_SET_PRIORITY, parse_relative_priority(level))
+
+
+def exit_thread(code: int = 0) -> tuple:
+    return (OP_EXIT, int(code))
+
+
+def repeat() -> tuple:
+    return (OP_REPEAT,)
