@@ -1,11 +1,13 @@
 """``koi``: KOI without a window.
 
+    koi run SCENARIO.toml [--until DUR] [--seed N] [--cswitch-csv F] [--events-jsonl F]
+            [--state-json F]
     koi dt TYPE [--build B] [--arch x64|x86] [-r[N]]
     koi layouts [--json | --markdown]
     koi gui [FILE]
     koi --version
 
-The contract is /work/shared/spec/formats.md sections 1 and 4 and docs/cli.md. Exit
+The contract is /work/shared/spec/formats.md sections 1, 3 and 4 and docs/cli.md. Exit
 status: 0 on success; 2 for bad usage or bad input, with one line on stderr; 1 for an
 internal error, also one line. No traceback ever reaches the user.
 
@@ -20,6 +22,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from core import __version__
@@ -55,6 +58,22 @@ def _depth(text: str) -> int:
     raise argparse.ArgumentTypeError(f"the depth is one digit from 1 to 9, as in WinDbg (got -r{text})")
 
 
+def _until(text: str) -> int:
+    from core.units import UnitError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(f"--until: {exc}") from None
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed: {text!r} is not an integer") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -63,6 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", help="run a scenario headless and write its outputs",
+        description="Run a scenario (.toml) on the simulated machine without a window and "
+                    "write the outputs asked for; '-' writes one to stdout. Files are "
+                    "replaced atomically: a failed run never leaves a half-written file.",
+    )
+    run.add_argument("scenario", metavar="SCENARIO.toml", help="the scenario file")
+    run.add_argument("--until", metavar="DUR", type=_until,
+                     help="how long to run (simulated): a duration with a unit, ns, us, ms or s "
+                          "('250ms', '5s'), or a bare number of milliseconds; default the "
+                          "scenario's [system] until, else 10s")
+    run.add_argument("--seed", metavar="N", type=_seed,
+                     help="random seed; default the scenario's [system] seed")
+    run.add_argument("--cswitch-csv", metavar="F",
+                     help="write every context switch as CSV (one row per switch)")
+    run.add_argument("--events-jsonl", metavar="F",
+                     help="write the events (process/thread creation and exit, priority "
+                          "changes, failed calls) as JSON Lines")
+    run.add_argument("--state-json", metavar="F",
+                     help="write the final state of every process and thread as JSON")
 
     dt = commands.add_parser(
         "dt", help="print a structure layout as WinDbg's dt nt!TYPE does",
@@ -119,6 +159,61 @@ def _prepare(argv: list[str]) -> list[str]:
 
 
 # ---- commands ----------------------------------------------------------------------------
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from core.runner import run_scenario
+    from core.scenario import ScenarioError, load_scenario
+
+    try:
+        result = run_scenario(load_scenario(args.scenario), args.until, args.seed)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    # Every output is rendered before any is written, so a failure writes nothing.
+    outputs = [(path, render) for path, render in (
+        (args.cswitch_csv, result.cswitch_csv), (args.events_jsonl, result.events_jsonl),
+        (args.state_json, result.state_json)) if path is not None]
+    texts = [(path, render()) for path, render in outputs]
+    for path, text in texts:
+        if path == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            write_atomically(path, text)
+    return EXIT_OK
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same directory and
+    os.replace, so readers see the old file or the whole new one, never a part."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file 0600; give it the mode a plain open() would have
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+
 
 def _cmd_dt(args: argparse.Namespace) -> int:
     from core.dt import format_dt
@@ -197,7 +292,7 @@ class _GuiUnavailable(Exception):
     """The desktop app cannot be loaded on this machine."""
 
 
-COMMANDS = {"dt": _cmd_dt, "layouts": _cmd_layouts, "gui": _cmd_gui}
+COMMANDS = {"run": _cmd_run, "dt": _cmd_dt, "layouts": _cmd_layouts, "gui": _cmd_gui}
 
 
 # ---- plumbing ----------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_unknown_type_exits_2_with_one_line(capsys):
     (["dt"], "TYPE"),
     (["dt", "_EPROCESS", "extra"], "unrecognized arguments: extra"),
     ([], "COMMAND"),
-    (["run", "x.toml"], "invalid choice: 'run'"),
+    (["run", "x.toml"], "x.toml: cannot read file"),
     (["layouts", "--json", "--markdown"], "not allowed"),
     (["--bogus", "layouts"], "unrecognized arguments: --bogus"),
 ])

@@ -74,6 +74,10 @@ INSTANT_STEP_LIMIT = 100_000  # a program doing this many zero-time steps in a r
 class ProgramLivelock(RuntimeError):
     """A thread program loops forever without consuming time or blocking."""
 
+    def __init__(self, message: str, tid: int) -> None:
+        super().__init__(message)
+        self.tid = tid
+
 
 class Dispatcher:
     """Scheduling core.  Not used directly: see Machine."""
@@ -122,7 +126,8 @@ class Dispatcher:
             self._emit("priority", tid=t.tid, name=t.name, priority=t.priority,
                        base_priority=t.base, reason=reason)
 
-    def _api_error(self, op: str, error: int, **subject) -> None:
+    def api_error(self, op: str, error: int, **subject) -> None:
+        """Record a failed call as GetLastError would and emit an api_error event."""
         self.last_error = error
         if self._subs:
             self._emit("api_error", op=op, error=ERROR_NAMES.get(error, str(error)), code=error,
@@ -467,7 +472,7 @@ class Dispatcher:
             if count > INSTANT_STEP_LIMIT:
                 raise ProgramLivelock(
                     f"thread {t.tid} ({t.name}) ran {count} steps at t={self.now} without "
-                    "using CPU time or blocking")
+                    "using CPU time or blocking", t.tid)
 
     def _block(self, t, c: int, reason: int, obj, deadline: int, inc: int) -> None:
         """The running thread t enters a wait and gives up the rest of its slice (§3.6)."""

@@ -274,10 +274,10 @@ class Machine(Dispatcher):
         try:
             cls = parse_priority_class(priority_class)
         except ValueError:
-            self._api_error("set_priority_class", ERROR_INVALID_PARAMETER, pid=process.pid)
+            self.api_error("set_priority_class", ERROR_INVALID_PARAMETER, pid=process.pid)
             return False
         if process.exited:
-            self._api_error("set_priority_class", ERROR_ACCESS_DENIED, pid=process.pid)
+            self.api_error("set_priority_class", ERROR_ACCESS_DENIED, pid=process.pid)
             return False
         process.priority_class = cls
         for t in process.threads:
@@ -303,7 +303,7 @@ class Machine(Dispatcher):
         try:
             mask = self._mask(cpus, 0)
         except KernelError:
-            self._api_error("set_process_affinity", ERROR_INVALID_PARAMETER, pid=process.pid)
+            self.api_error("set_process_affinity", ERROR_INVALID_PARAMETER, pid=process.pid)
             return False
         process.affinity = mask
         for t in process.threads:
@@ -314,7 +314,7 @@ class Machine(Dispatcher):
     def terminate_process(self, process: Process, exit_code: int) -> bool:
         """TerminateProcess: every thread exits with exit_code; so does the process."""
         if process.exited or process.pid == 0:
-            self._api_error("terminate_process", ERROR_ACCESS_DENIED, pid=process.pid)
+            self.api_error("terminate_process", ERROR_ACCESS_DENIED, pid=process.pid)
             return False
         live = [t for t in process.threads if t.state != TERMINATED]
         if not live:
@@ -406,11 +406,11 @@ class Machine(Dispatcher):
             relative = None
         base = None if relative is None else base_priority(thread.process.priority_class, relative)
         if base is None:
-            self._api_error("set_priority", ERROR_INVALID_PARAMETER, tid=thread.tid,
+            self.api_error("set_priority", ERROR_INVALID_PARAMETER, tid=thread.tid,
                             name=thread.name)
             return False
         if thread.state == TERMINATED:
-            self._api_error("set_priority", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
+            self.api_error("set_priority", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
             return False
         thread.relative = relative
         self._set_base(thread, base, "set_priority")
@@ -456,7 +456,7 @@ class Machine(Dispatcher):
         except KernelError:
             mask = 0
         if not mask or mask & ~thread.process.affinity or thread.state == TERMINATED:
-            self._api_error("set_affinity", ERROR_INVALID_PARAMETER, tid=thread.tid,
+            self.api_error("set_affinity", ERROR_INVALID_PARAMETER, tid=thread.tid,
                             name=thread.name)
             return 0
         old = thread.affinity
@@ -466,7 +466,7 @@ class Machine(Dispatcher):
     def set_ideal_processor(self, thread: Thread, cpu: int) -> int:
         """SetThreadIdealProcessor: returns the previous ideal CPU, or -1 on failure."""
         if not 0 <= cpu < self.ncpu or not (thread.affinity >> cpu) & 1:
-            self._api_error("set_ideal_processor", ERROR_INVALID_PARAMETER, tid=thread.tid,
+            self.api_error("set_ideal_processor", ERROR_INVALID_PARAMETER, tid=thread.tid,
                             name=thread.name)
             return -1
         old = thread.ideal
@@ -476,11 +476,11 @@ class Machine(Dispatcher):
     def suspend_thread(self, thread: Thread) -> int:
         """SuspendThread (§8.5): returns the previous count, or -1 (count limit 127)."""
         if thread.state == TERMINATED:
-            self._api_error("suspend", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
+            self.api_error("suspend", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
             return -1
         prev = thread.suspend_count
         if prev >= MAXIMUM_SUSPEND_COUNT:
-            self._api_error("suspend", ERROR_SIGNAL_REFUSED, tid=thread.tid, name=thread.name)
+            self.api_error("suspend", ERROR_SIGNAL_REFUSED, tid=thread.tid, name=thread.name)
             return -1
         thread.suspend_count = prev + 1
         if prev == 0:
@@ -504,7 +504,7 @@ class Machine(Dispatcher):
     def resume_thread(self, thread: Thread) -> int:
         """ResumeThread (§8.5): returns the previous count (-1 for an exited thread)."""
         if thread.state == TERMINATED:
-            self._api_error("resume", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
+            self.api_error("resume", ERROR_ACCESS_DENIED, tid=thread.tid, name=thread.name)
             return -1
         prev = thread.suspend_count
         if prev == 0:
@@ -519,7 +519,7 @@ class Machine(Dispatcher):
     def terminate_thread(self, thread: Thread, exit_code: int) -> bool:
         """TerminateThread."""
         if thread.state == TERMINATED or thread.is_idle:
-            self._api_error("terminate_thread", ERROR_ACCESS_DENIED, tid=thread.tid,
+            self.api_error("terminate_thread", ERROR_ACCESS_DENIED, tid=thread.tid,
                             name=thread.name)
             return False
         self._exit_thread(thread, exit_code)
@@ -536,7 +536,7 @@ class Machine(Dispatcher):
 
     def close_handle(self, obj) -> bool:
         if obj.refs <= 0:
-            self._api_error("close_handle", ERROR_INVALID_HANDLE, object=getattr(obj, "name", None))
+            self.api_error("close_handle", ERROR_INVALID_HANDLE, object=getattr(obj, "name", None))
             return False
         obj.refs -= 1
         return True
@@ -589,11 +589,11 @@ class Machine(Dispatcher):
         if the count would exceed the maximum (the count is then unchanged)."""
         prev = semaphore.count
         if count <= 0:
-            self._api_error("release", ERROR_INVALID_PARAMETER, object=semaphore.name,
+            self.api_error("release", ERROR_INVALID_PARAMETER, object=semaphore.name,
                             **_subject(_by))
             return None
         if prev + count > semaphore.maximum:
-            self._api_error("release", ERROR_TOO_MANY_POSTS, object=semaphore.name,
+            self.api_error("release", ERROR_TOO_MANY_POSTS, object=semaphore.name,
                             **_subject(_by))
             return None
         semaphore.count = prev + count
@@ -605,7 +605,7 @@ class Machine(Dispatcher):
     def release_mutex(self, mutex: Mutex, thread: Thread, _cur: int = -1) -> bool:
         """ReleaseMutex by `thread`; a non-owner gets ERROR_NOT_OWNER."""
         if mutex.owner is not thread:
-            self._api_error("release_mutex", ERROR_NOT_OWNER, object=mutex.name,
+            self.api_error("release_mutex", ERROR_NOT_OWNER, object=mutex.name,
                             **_subject(thread))
             return False
         mutex.recursion -= 1

@@ -1,0 +1,396 @@
+"""Running a scenario on the simulated kernel: the engine behind ``koi run``.
+
+    >>> from core.scenario import parse_scenario
+    >>> result = run_scenario(parse_scenario(TEXT, "demo.toml"))
+    >>> result.cswitch_csv(); result.events_jsonl(); result.state_json()
+
+`build_machine` turns a validated Scenario (core.scenario) into a kernel Machine with its
+objects created or scheduled; `run_scenario` also runs it and collects the events.
+The outputs are formats.md §3. Creation rules are formats.md §2: a process, thread or
+job appears at exactly its `start`, objects due at the same time are created in file
+order (a process's threads in the order listed), and each newly ready thread is
+dispatched before the next object is created.
+
+What the kernel does not simulate yet (jobs, fibers, FLS, commit/decommit, protected
+processes, open_process, io_complete, the "desktop" boot set) is refused before anything
+runs, with a ScenarioError naming the file, line and key, rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+
+from core import scenario as sc
+from core.kernel import KernelError, Machine, ProgramLivelock, program
+from core.kernel.constants import ERROR_ACCESS_DENIED
+from core.kernel.objects import DispatcherObject
+from core.kernel.objects import Process as KProcess
+from core.kernel.objects import Thread as KThread
+from core.units import format_duration
+
+__all__ = ["Run", "RunResult", "build_machine", "run_scenario"]
+
+# Appended to every refusal of a feature the kernel does not model yet.
+NOT_SIMULATED = "this version of KOI does not simulate it"
+
+_UNSUPPORTED_STEPS = {
+    sc.Commit: "memory commit/decommit",
+    sc.FiberConvert: "fibers", sc.FiberCreate: "fibers", sc.FiberSwitch: "fibers",
+    sc.FiberDelete: "fibers", sc.FiberToThread: "fibers",
+    sc.FlsAlloc: "fiber local storage", sc.FlsSet: "fiber local storage",
+    sc.FlsFree: "fiber local storage",
+}
+_UNSUPPORTED_ACTIONS = {
+    sc.Assign: "jobs", sc.TerminateJob: "jobs", sc.CloseJobHandle: "jobs",
+    sc.OpenProcess: "open_process (process protection and access checks)",
+    sc.IoComplete: "io_complete (completing an outstanding I/O early)",
+}
+
+
+@dataclass
+class Run:
+    """A scenario loaded into a machine: the Machine, and the kernel object behind each
+    scenario name (objects that start later appear in the maps when they are created)."""
+    scenario: sc.Scenario
+    machine: Machine
+    objects: dict[str, DispatcherObject] = field(default_factory=dict)  # events, semaphores, mutexes
+    processes: dict[str, KProcess] = field(default_factory=dict)
+    threads: dict[str, KThread] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)  # every kernel event, in time order
+    raw: dict = field(default_factory=dict, repr=False)  # the TOML as written
+
+    def run_until(self, until_ns: int) -> None:
+        """Run to `until_ns`; a livelocked program becomes a ScenarioError on its thread."""
+        try:
+            self.machine.run_until(until_ns)
+        except ProgramLivelock as exc:
+            raise self._livelock_error(exc) from None
+
+    def _livelock_error(self, exc: ProgramLivelock) -> sc.ScenarioError:
+        tid = exc.tid
+        for pi, p in enumerate(self.scenario.processes):
+            for ti, t in enumerate(p.threads):
+                kt = self.threads.get(t.name)
+                if kt is not None and kt.tid == tid:
+                    return _error(self.scenario, ("process", pi, "thread", ti, "program"),
+                                  f"the program never uses CPU time or blocks ({exc})")
+        return sc.ScenarioError(str(exc), self.scenario.filename)
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves: the machine at `until` and the events it emitted."""
+    run: Run
+    until_ns: int
+
+    @property
+    def machine(self) -> Machine:
+        return self.run.machine
+
+    @property
+    def events(self) -> list[dict]:
+        return self.run.events
+
+    def cswitch_csv(self) -> str:
+        """--cswitch-csv: the header and one row per context switch (formats.md §3)."""
+        return self.machine.cswitch_csv()
+
+    def events_jsonl(self) -> str:
+        """--events-jsonl: one compact JSON object per line, in time order."""
+        return "".join(json.dumps(ev, separators=(",", ":")) + "\n" for ev in self.events)
+
+    def state(self) -> dict:
+        """--state-json as a dict: every process including Idle (0) and System (4)."""
+        return self.machine.snapshot()
+
+    def state_json(self) -> str:
+        return json.dumps(self.state(), indent=2) + "\n"
+
+
+# ---- building -------------------------------------------------------------------------------
+
+def build_machine(scenario: sc.Scenario, seed: int | None = None) -> Run:
+    """A Machine for `scenario` at time 0: objects due at 0 are created (and dispatched),
+    later ones and the [[at]] actions are scheduled. `seed` overrides [system] seed.
+    Raises ScenarioError for what this version cannot simulate."""
+    raw = _as_written(scenario)
+    _refuse_unsupported(scenario, raw)
+    creations = _creation_order(scenario)
+    _check_references(scenario, raw, creations)
+    system = scenario.system
+    try:
+        machine = Machine(cpus=system.cpus,
+                          win32_priority_separation=system.priority_separation,
+                          seed=system.seed if seed is None else seed)
+    except KernelError as exc:
+        raise _error(scenario, ("system",), str(exc)) from None
+    run = Run(scenario, machine)
+    run.raw = raw
+    machine.subscribe(run.events.append)
+    for e in scenario.events:
+        run.objects[e.name] = machine.create_event(e.name, e.kind, e.signaled)
+    for s in scenario.semaphores:
+        run.objects[s.name] = machine.create_semaphore(s.name, s.initial, s.maximum)
+    for mx in scenario.mutexes:
+        run.objects[mx.name] = machine.create_mutex(mx.name)
+
+    # One callback per instant, so that everything due then is created in file order with
+    # a dispatch after each; instants are pushed before the actions, so at equal times
+    # creations come first and an action can name what was created at its own time.
+    by_time: dict[int, list] = {}
+    for when, _order, item in creations:
+        by_time.setdefault(when, []).append(item)
+    for when in sorted(by_time):
+        if when == 0:
+            try:
+                _create_all(run, by_time[0])
+            except ProgramLivelock as exc:  # a thread created at 0 runs its program at once
+                raise run._livelock_error(exc) from None
+        else:
+            machine.at(when, _create_all, run, by_time[when])
+    for at in scenario.at:
+        machine.at(at.time_ns, _do_action, run, at.action)
+    return run
+
+
+def run_scenario(scenario: sc.Scenario, until_ns: int | None = None,
+                 seed: int | None = None) -> RunResult:
+    """Build and run `scenario` to `until_ns` (default: its [system] until, else 10 s)."""
+    run = build_machine(scenario, seed)
+    until = scenario.until_ns if until_ns is None else until_ns
+    run.run_until(until)
+    return RunResult(run, until)
+
+
+def _as_written(scenario: sc.Scenario) -> dict:
+    """The TOML as written: the model resolves defaults, but a process without an explicit
+    priority class or affinity must inherit its parent's (nt-facts §1.6, §8.1)."""
+    try:
+        return tomllib.loads(scenario.source) if scenario.source else {}
+    except tomllib.TOMLDecodeError:
+        return {}  # a model built by hand with a stale source: use the resolved values
+
+
+def _error(scenario: sc.Scenario, path: tuple, message: str) -> sc.ScenarioError:
+    line = sc._Locator(scenario.source).line_of(path) if scenario.source else None
+    return sc.ScenarioError(message, scenario.filename, line, sc.format_key(path) or None)
+
+
+def _refuse(scenario: sc.Scenario, path: tuple, what: str) -> sc.ScenarioError:
+    return _error(scenario, path, f"{what}: {NOT_SIMULATED} yet")
+
+
+def _refuse_unsupported(scenario: sc.Scenario, raw: dict) -> None:
+    if scenario.system.boot != "bare":
+        raise _refuse(scenario, ("system", "boot"), f"boot = {scenario.system.boot!r}")
+    if scenario.jobs:
+        raise _refuse(scenario, ("job", 0), "jobs")
+    for pi, p in enumerate(scenario.processes):
+        if p.job is not None:
+            raise _refuse(scenario, ("process", pi, "job"), "jobs")
+        if p.protection != "none":
+            raise _refuse(scenario, ("process", pi, "protection"),
+                          f"protected processes ({p.protection})")
+    for pi, p in enumerate(scenario.processes):
+        for ti, t in enumerate(p.threads):
+            _refuse_steps(scenario, t.program, _program_path(raw, pi, ti))
+    for name, steps in scenario.programs.items():
+        _refuse_steps(scenario, steps, ("programs", name))
+    for i, at in enumerate(scenario.at):
+        what = _UNSUPPORTED_ACTIONS.get(type(at.action))
+        if what:
+            raise _refuse(scenario, ("at", i, "do"), what)
+
+
+def _refuse_steps(scenario: sc.Scenario, steps, base: tuple) -> None:
+    for k, step in enumerate(steps):
+        what = _UNSUPPORTED_STEPS.get(type(step))
+        if what:
+            raise _refuse(scenario, base + (k,), f"'{step}': {what}")
+
+
+def _raw_thread(raw: dict, pi: int, ti: int) -> dict:
+    try:
+        d = raw["process"][pi]["thread"][ti]
+    except (IndexError, KeyError, TypeError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _program_path(raw: dict, pi: int, ti: int) -> tuple:
+    """Where a thread's steps are written: inline, or a [programs] entry it names."""
+    value = _raw_thread(raw, pi, ti).get("program")
+    if isinstance(value, str):
+        return ("programs", value)
+    return ("process", pi, "thread", ti, "program")
+
+
+def _creation_order(scenario: sc.Scenario) -> list[tuple[int, int, tuple]]:
+    """(time, file order, item) for every process and thread, sorted as they are created.
+    An item is ("process", index) — the process with its initial thread and every thread
+    starting with it — or ("thread", process index, thread index)."""
+    out = []
+    order = 0
+    for pi, p in enumerate(scenario.processes):
+        out.append((p.start_ns, order, ("process", pi)))
+        order += 1
+        for ti, t in enumerate(p.threads):
+            if ti > 0 and t.start_ns != p.start_ns:
+                out.append((t.start_ns, order, ("thread", pi, ti)))
+            order += 1
+    out.sort(key=lambda c: (c[0], c[1]))
+    return out
+
+
+def _check_references(scenario: sc.Scenario, raw: dict, creations) -> None:
+    """A wait needs the object to exist when the waiting thread is created (the program
+    holds a handle to it), and an action needs its target to exist when it runs."""
+    rank: dict[str, tuple[int, int, int]] = {}  # name -> (time, creation rank, within it)
+    for r, (when, _order, item) in enumerate(creations):
+        p = scenario.processes[item[1]]
+        if item[0] == "process":
+            rank[p.name] = (when, r, 0)
+            for ti, t in enumerate(p.threads):
+                if ti == 0 or t.start_ns == p.start_ns:
+                    rank[t.name] = (when, r, ti + 1)
+        else:
+            rank[p.threads[item[2]].name] = (when, r, 0)
+    for pi, p in enumerate(scenario.processes):
+        for ti, t in enumerate(p.threads):
+            for k, step in enumerate(t.program):
+                if isinstance(step, sc.Wait) and step.kind in ("process", "thread"):
+                    if rank[step.target] >= rank[t.name]:
+                        raise _error(scenario, _program_path(raw, pi, ti) + (k,),
+                                     f"'{step}': {step.kind} {step.target!r} does not exist yet "
+                                     f"when thread {t.name!r} is created (this version needs a "
+                                     f"wait target to exist before its waiter)")
+    for i, at in enumerate(scenario.at):
+        for attr in ("thread", "process"):
+            name = getattr(at.action, attr, None)
+            if name is not None and rank[name][0] > at.time_ns:
+                raise _error(scenario, ("at", i, "time"),
+                             f"'{at.action}' at {format_duration(at.time_ns)}: {attr} {name!r} "
+                             f"is only created at {format_duration(rank[name][0])}")
+
+
+# ---- creation (at its start time) ------------------------------------------------------------
+
+def _create_all(run: Run, items: list[tuple]) -> None:
+    for item in items:
+        if item[0] == "process":
+            _create_process(run, item[1])
+        else:
+            p = run.scenario.processes[item[1]]
+            _create_thread(run, run.processes[p.name], item[1], item[2], False)
+
+
+def _create_process(run: Run, pi: int) -> None:
+    p = run.scenario.processes[pi]
+    m = run.machine
+    raw = run.raw
+    raw_p = raw["process"][pi] if raw else {}
+    parent = run.processes.get(p.parent) if p.parent else None
+    # Without an explicit class or affinity the kernel applies inheritance from the parent
+    explicit = not raw or p.parent is None
+    klass = p.priority_class if explicit or "priority_class" in raw_p else None
+    affinity = list(p.affinity) if explicit or "affinity" in raw_p else None
+    try:
+        proc = m.create_process(p.name, klass, affinity, p.foreground, p.disable_boost, parent)
+    except KernelError as exc:
+        raise _error(run.scenario, ("process", pi), str(exc)) from None
+    run.processes[p.name] = proc
+    for ti, t in enumerate(p.threads):
+        if ti == 0 or t.start_ns == p.start_ns:
+            # CREATE_SUSPENDED holds the initial (primary) thread only, as in Windows
+            _create_thread(run, proc, pi, ti, p.create_suspended and ti == 0)
+
+
+def _create_thread(run: Run, proc: KProcess, pi: int, ti: int, suspended: bool) -> None:
+    t = run.scenario.processes[pi].threads[ti]
+    m = run.machine
+    if proc.exited:
+        # CreateThread into a process that has already exited fails and creates nothing;
+        # reported as the kernel reports any failed call (an api_error event)
+        m.api_error("create_thread", ERROR_ACCESS_DENIED, pid=proc.pid, name=t.name)
+        return
+    steps = tuple(_step(run, s) for s in t.program)
+    # Without an explicit affinity a thread takes its process's, which may be inherited
+    explicit = not run.raw or "affinity" in _raw_thread(run.raw, pi, ti)
+    affinity = list(t.affinity) if explicit else None
+    try:
+        kt = m.create_thread(proc, t.priority, affinity, t.ideal_cpu, t.disable_boost, steps,
+                             suspended, t.name)
+    except KernelError as exc:
+        raise _error(run.scenario, ("process", pi, "thread", ti), str(exc)) from None
+    run.threads[t.name] = kt
+    m.dispatch()  # each newly ready thread is dispatched before the next is created
+
+
+def _target(run: Run, name: str):
+    for table in (run.objects, run.processes):
+        if name in table:
+            return table[name]
+    return run.threads[name]
+
+
+def _step(run: Run, s) -> tuple:
+    """A scenario step as the kernel's step tuple (core/kernel/program.py)."""
+    if isinstance(s, sc.Cpu):
+        return program.kcpu(s.duration_ns) if s.kernel else program.cpu(s.duration_ns)
+    if isinstance(s, sc.Wait):
+        return program.wait(_target(run, s.target), s.timeout_ns)
+    if isinstance(s, sc.Sleep):
+        return program.sleep(s.duration_ns)
+    if isinstance(s, sc.Yield):
+        return program.yield_()
+    if isinstance(s, sc.Io):
+        return program.io(s.increment, s.duration_ns)
+    if isinstance(s, sc.SetEvent):
+        return program.set_event(run.objects[s.event])
+    if isinstance(s, sc.ResetEvent):
+        return program.reset_event(run.objects[s.event])
+    if isinstance(s, sc.PulseEvent):
+        return program.pulse_event(run.objects[s.event])
+    if isinstance(s, sc.ReleaseSemaphore):
+        return program.release_semaphore(run.objects[s.semaphore], s.count)
+    if isinstance(s, sc.ReleaseMutex):
+        return program.release_mutex(run.objects[s.mutex])
+    if isinstance(s, sc.SetPriority):
+        return program.set_priority(s.priority)
+    if isinstance(s, sc.Exit):
+        return program.exit_thread(s.code)
+    if isinstance(s, sc.Repeat):
+        return program.repeat()
+    # _refuse_unsupported has already rejected every other kind
+    raise TypeError(f"step {s} has no kernel equivalent")
+
+
+# ---- external actions ------------------------------------------------------------------------
+
+def _do_action(run: Run, a) -> None:
+    m = run.machine
+    if isinstance(a, sc.SetEvent):
+        m.set_event(run.objects[a.event])
+    elif isinstance(a, sc.Suspend):
+        m.suspend_thread(run.threads[a.thread])
+    elif isinstance(a, sc.Resume):
+        m.resume_thread(run.threads[a.thread])
+    elif isinstance(a, sc.TerminateThread):
+        m.terminate_thread(run.threads[a.thread], a.code)
+    elif isinstance(a, sc.TerminateProcess):
+        m.terminate_process(run.processes[a.process], a.code)
+    elif isinstance(a, sc.SetThreadPriority):
+        m.set_thread_priority(run.threads[a.thread], a.priority)
+    elif isinstance(a, sc.SetPriorityClass):
+        m.set_priority_class(run.processes[a.process], a.priority_class)
+    elif isinstance(a, sc.SetAffinity):
+        m.set_thread_affinity(run.threads[a.thread], list(a.cpus))
+    elif isinstance(a, sc.SetForeground):
+        m.set_foreground(run.processes[a.process])
+    elif isinstance(a, sc.SetPrioritySeparation):
+        m.set_priority_separation(a.value)
+    else:  # _refuse_unsupported has already rejected every other kind
+        raise TypeError(f"action {a} has no kernel equivalent")
+    m.dispatch()  # what the action readied runs at this instant, before anything else
