@@ -19,7 +19,6 @@ runs, with a ScenarioError naming the file, line and key, rather than silently i
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 
 from core import scenario as sc
@@ -59,7 +58,6 @@ class Run:
     processes: dict[str, KProcess] = field(default_factory=dict)
     threads: dict[str, KThread] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)  # every kernel event, in time order
-    raw: dict = field(default_factory=dict, repr=False)  # the TOML as written
 
     def run_until(self, until_ns: int) -> None:
         """Run to `until_ns`; a livelocked program becomes a ScenarioError on its thread."""
@@ -115,10 +113,9 @@ def build_machine(scenario: sc.Scenario, seed: int | None = None) -> Run:
     """A Machine for `scenario` at time 0: objects due at 0 are created (and dispatched),
     later ones and the [[at]] actions are scheduled. `seed` overrides [system] seed.
     Raises ScenarioError for what this version cannot simulate."""
-    raw = _as_written(scenario)
-    _refuse_unsupported(scenario, raw)
+    _refuse_unsupported(scenario)
     creations = _creation_order(scenario)
-    _check_references(scenario, raw, creations)
+    _check_references(scenario, creations)
     system = scenario.system
     try:
         machine = Machine(cpus=system.cpus,
@@ -127,7 +124,6 @@ def build_machine(scenario: sc.Scenario, seed: int | None = None) -> Run:
     except KernelError as exc:
         raise _error(scenario, ("system",), str(exc)) from None
     run = Run(scenario, machine)
-    run.raw = raw
     machine.subscribe(run.events.append)
     for e in scenario.events:
         run.objects[e.name] = machine.create_event(e.name, e.kind, e.signaled)
@@ -164,15 +160,6 @@ def run_scenario(scenario: sc.Scenario, until_ns: int | None = None,
     return RunResult(run, until)
 
 
-def _as_written(scenario: sc.Scenario) -> dict:
-    """The TOML as written: the model resolves defaults, but a process without an explicit
-    priority class or affinity must inherit its parent's (nt-facts §1.6, §8.1)."""
-    try:
-        return tomllib.loads(scenario.source) if scenario.source else {}
-    except tomllib.TOMLDecodeError:
-        return {}  # a model built by hand with a stale source: use the resolved values
-
-
 def _error(scenario: sc.Scenario, path: tuple, message: str) -> sc.ScenarioError:
     line = sc._Locator(scenario.source).line_of(path) if scenario.source else None
     return sc.ScenarioError(message, scenario.filename, line, sc.format_key(path) or None)
@@ -182,7 +169,7 @@ def _refuse(scenario: sc.Scenario, path: tuple, what: str) -> sc.ScenarioError:
     return _error(scenario, path, f"{what}: {NOT_SIMULATED} yet")
 
 
-def _refuse_unsupported(scenario: sc.Scenario, raw: dict) -> None:
+def _refuse_unsupported(scenario: sc.Scenario) -> None:
     if scenario.system.boot != "bare":
         raise _refuse(scenario, ("system", "boot"), f"boot = {scenario.system.boot!r}")
     if scenario.jobs:
@@ -195,7 +182,7 @@ def _refuse_unsupported(scenario: sc.Scenario, raw: dict) -> None:
                           f"protected processes ({p.protection})")
     for pi, p in enumerate(scenario.processes):
         for ti, t in enumerate(p.threads):
-            _refuse_steps(scenario, t.program, _program_path(raw, pi, ti))
+            _refuse_steps(scenario, t.program, _program_path(t, pi, ti))
     for name, steps in scenario.programs.items():
         _refuse_steps(scenario, steps, ("programs", name))
     for i, at in enumerate(scenario.at):
@@ -211,19 +198,10 @@ def _refuse_steps(scenario: sc.Scenario, steps, base: tuple) -> None:
             raise _refuse(scenario, base + (k,), f"'{step}': {what}")
 
 
-def _raw_thread(raw: dict, pi: int, ti: int) -> dict:
-    try:
-        d = raw["process"][pi]["thread"][ti]
-    except (IndexError, KeyError, TypeError):
-        return {}
-    return d if isinstance(d, dict) else {}
-
-
-def _program_path(raw: dict, pi: int, ti: int) -> tuple:
+def _program_path(t: sc.Thread, pi: int, ti: int) -> tuple:
     """Where a thread's steps are written: inline, or a [programs] entry it names."""
-    value = _raw_thread(raw, pi, ti).get("program")
-    if isinstance(value, str):
-        return ("programs", value)
+    if t.program_name is not None:
+        return ("programs", t.program_name)
     return ("process", pi, "thread", ti, "program")
 
 
@@ -244,7 +222,7 @@ def _creation_order(scenario: sc.Scenario) -> list[tuple[int, int, tuple]]:
     return out
 
 
-def _check_references(scenario: sc.Scenario, raw: dict, creations) -> None:
+def _check_references(scenario: sc.Scenario, creations) -> None:
     """A wait needs the object to exist when the waiting thread is created (the program
     holds a handle to it), and an action needs its target to exist when it runs."""
     rank: dict[str, tuple[int, int, int]] = {}  # name -> (time, creation rank, within it)
@@ -262,7 +240,7 @@ def _check_references(scenario: sc.Scenario, raw: dict, creations) -> None:
             for k, step in enumerate(t.program):
                 if isinstance(step, sc.Wait) and step.kind in ("process", "thread"):
                     if rank[step.target] >= rank[t.name]:
-                        raise _error(scenario, _program_path(raw, pi, ti) + (k,),
+                        raise _error(scenario, _program_path(t, pi, ti) + (k,),
                                      f"'{step}': {step.kind} {step.target!r} does not exist yet "
                                      f"when thread {t.name!r} is created (this version needs a "
                                      f"wait target to exist before its waiter)")
@@ -289,13 +267,10 @@ def _create_all(run: Run, items: list[tuple]) -> None:
 def _create_process(run: Run, pi: int) -> None:
     p = run.scenario.processes[pi]
     m = run.machine
-    raw = run.raw
-    raw_p = raw["process"][pi] if raw else {}
     parent = run.processes.get(p.parent) if p.parent else None
     # Without an explicit class or affinity the kernel applies inheritance from the parent
-    explicit = not raw or p.parent is None
-    klass = p.priority_class if explicit or "priority_class" in raw_p else None
-    affinity = list(p.affinity) if explicit or "affinity" in raw_p else None
+    klass = p.priority_class if p.priority_class_given or parent is None else None
+    affinity = list(p.affinity) if p.affinity_given or parent is None else None
     try:
         proc = m.create_process(p.name, klass, affinity, p.foreground, p.disable_boost, parent)
     except KernelError as exc:
@@ -317,8 +292,7 @@ def _create_thread(run: Run, proc: KProcess, pi: int, ti: int, suspended: bool) 
         return
     steps = tuple(_step(run, s) for s in t.program)
     # Without an explicit affinity a thread takes its process's, which may be inherited
-    explicit = not run.raw or "affinity" in _raw_thread(run.raw, pi, ti)
-    affinity = list(t.affinity) if explicit else None
+    affinity = list(t.affinity) if t.affinity_given else None
     try:
         kt = m.create_thread(proc, t.priority, affinity, t.ideal_cpu, t.disable_boost, steps,
                              suspended, t.name)

@@ -660,6 +660,8 @@ class Thread:
     ideal_cpu: int | None = None
     disable_boost: bool = False
     program: tuple[Step, ...] = ()
+    affinity_given: bool = False  # False: the process's affinity, whatever it turns out to be
+    program_name: str | None = None  # the [programs] entry `program` came from, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,6 +680,9 @@ class Process:
     disable_boost: bool = False
     affinity: tuple[int, ...] = (0,)
     threads: tuple[Thread, ...] = ()
+    # Not written in the file: the kernel applies inheritance from the parent (nt-facts §1.6)
+    priority_class_given: bool = False
+    affinity_given: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -1483,7 +1488,8 @@ class _Validator:
                 protection=self._choice(d, path, "protection", PROTECTIONS, "protection",
                                         "none"),
                 disable_boost=self._bool(d, path, "disable_boost"),
-                affinity=affinity, threads=threads))
+                affinity=affinity, threads=threads,
+                priority_class_given="priority_class" in d, affinity_given="affinity" in d))
         self._check_process_parents(processes)
         return tuple(processes)
 
@@ -1527,9 +1533,11 @@ class _Validator:
                                                  f"affinity must be a subset)")
         ideal = self._int(d, path, "ideal_cpu", None, 0, self.cpus - 1)
         program: tuple[Step, ...] = ()
+        program_name = None
         if "program" in d:
             value = d["program"]
             if isinstance(value, str):
+                program_name = value
                 if value not in self.program_names:
                     raise _Invalid(path + ("program",), f"no program named {value!r} in "
                                                         f"[programs]"
@@ -1541,7 +1549,8 @@ class _Validator:
             else:
                 program = self._program(value, path + ("program",))
         return Thread(d["name"], process, priority, start, affinity, ideal,
-                      self._bool(d, path, "disable_boost"), program)
+                      self._bool(d, path, "disable_boost"), program,
+                      affinity_given="affinity" in d, program_name=program_name)
 
     def _program(self, value: object, path: tuple) -> tuple[Step, ...]:
         if not isinstance(value, list):

@@ -264,6 +264,26 @@ parent = "parent.exe"
     assert run.processes["child.exe"].parent_pid == run.processes["parent.exe"].pid
 
 
+def test_explicit_class_wins_over_inheritance():
+    # S01: an explicit class flag applies whatever the parent's class
+    sc = parse_scenario("""
+[[process]]
+name = "parent.exe"
+priority_class = "idle"
+  [[process.thread]]
+  name = "P"
+[[process]]
+name = "child.exe"
+parent = "parent.exe"
+priority_class = "above_normal"
+  [[process.thread]]
+  name = "C"
+""", "t.toml")
+    run = build_machine(sc)
+    assert run.processes["child.exe"].priority_class == "above_normal"
+    assert run.threads["C"].base == 10
+
+
 def test_seed_overrides_system_seed():
     sc = parse_scenario("[system]\nseed = 3\n", "t.toml")
     assert build_machine(sc).machine.seed == 3
