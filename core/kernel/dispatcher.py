@@ -178,26 +178,16 @@ class Dispatcher:
                     if c < 0 or not (idle >> c) & 1:
                         c = (idle & -idle).bit_length() - 1
             self.idle_mask &= ~(1 << c)
-            self.standby[c] = t
-            t.state = STANDBY
-            t.where = c
             t.preempted = False
-            if not self.pending[c]:
-                self.pending[c] = True
-                self._pending.append(c)
+            self._set_standby(c, t)
             return
         # No idle CPU: look at the ideal processor; preempt it if strictly higher (§3.2, §3.9)
         c = t.ideal
         sb = self.standby[c]
         p = t.priority
         if p > (sb.priority if sb is not None else self.running[c].priority):
-            self.standby[c] = t
-            t.state = STANDBY
-            t.where = c
             t.preempted = False
-            if not self.pending[c]:
-                self.pending[c] = True
-                self._pending.append(c)
+            self._set_standby(c, t)
             if sb is not None:
                 sb.preempted = True  # a displaced standby thread goes to the head (§3.4)
                 self._ready(sb, cur)
@@ -211,6 +201,15 @@ class Dispatcher:
         self.summary[c] |= 1 << p
         t.state = READY
         t.where = c
+
+    def _set_standby(self, c: int, t) -> None:
+        """t is CPU c's next thread (§3.4); c switches to it at its next dispatch."""
+        self.standby[c] = t
+        t.state = STANDBY
+        t.where = c
+        if not self.pending[c]:
+            self.pending[c] = True
+            self._pending.append(c)
 
     def _select(self, c: int):
         """Next thread for CPU c: head of its highest ready queue (§3.1); if its own queues
@@ -653,12 +652,7 @@ class Dispatcher:
             if nxt.is_idle:
                 self.idle_mask |= 1 << c
             else:
-                self.standby[c] = nxt
-                nxt.state = STANDBY
-                nxt.where = c
-                if not self.pending[c]:
-                    self.pending[c] = True
-                    self._pending.append(c)
+                self._set_standby(c, nxt)
 
     # ------------------------------------------------------------------ exit
     def _exit_thread(self, t, code: int) -> None:
