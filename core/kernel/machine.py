@@ -626,8 +626,19 @@ class Machine(Dispatcher):
         for c in range(self.ncpu):
             self._charge(c)
 
-    def snapshot(self) -> dict:
-        """The --state-json document (formats.md §3), jobs empty for now."""
+    # Keys of state() that make up the --state-json contract (formats.md §3), in order.
+    STATE_JSON_PROCESS_KEYS = ("pid", "name", "priority_class", "exit_code", "jobs",
+                               "protection", "threads")
+    STATE_JSON_THREAD_KEYS = ("tid", "name", "state", "wait_reason", "priority",
+                              "base_priority", "user_time_us", "kernel_time_us",
+                              "context_switches", "ideal_cpu", "affinity", "suspend_count",
+                              "fiber")
+
+    def state(self) -> dict:
+        """Everything the views show about every visible process and thread, as plain
+        data: the live ones, exited ones still referenced by a handle, and always Idle
+        (pid 0) and System (pid 4).  Times are microseconds; `cpu` is the processor a
+        thread last ran on (-1: never ran)."""
         self._charge_all()
         to_us = cycles_to_us
         procs = []
@@ -636,25 +647,47 @@ class Machine(Dispatcher):
             if p.exited and p.refs <= 0 and pid not in (0, 4):
                 continue
             threads = []
+            user = kernel = 0
             for t in p.threads:
+                user += t.user
+                kernel += t.kernel
                 if t.state == TERMINATED and t.refs <= 0:
                     continue
                 threads.append({
-                    "tid": t.tid, "name": t.name, "state": KTHREAD_STATE[t.state],
+                    "tid": t.tid, "pid": p.pid, "name": t.name, "state": KTHREAD_STATE[t.state],
                     "wait_reason": (KWAIT_REASON[t.wait_reason]
                                     if t.state == WAITING and t.wait_reason >= 0 else ""),
                     "priority": t.priority, "base_priority": t.base,
                     "user_time_us": to_us(t.user), "kernel_time_us": to_us(t.kernel),
-                    "context_switches": t.cswitches, "ideal_cpu": t.ideal,
+                    "context_switches": t.cswitches, "cpu": t.cpu, "ideal_cpu": t.ideal,
                     "affinity": mask_to_list(t.affinity), "suspend_count": t.suspend_count,
-                    "fiber": None,
+                    "fiber": None, "create_time_us": to_us(t.create_time),
+                    "exit_code": t.exit_code,
                 })
             procs.append({
-                "pid": p.pid, "name": p.name, "priority_class": p.priority_class,
-                "exit_code": p.exit_code, "jobs": [], "protection": p.protection,
+                "pid": p.pid, "name": p.name, "parent_pid": p.parent_pid,
+                "priority_class": p.priority_class,
+                # the Idle process's KPROCESS.BasePriority is 0, not its class's 4
+                "base_priority": 0 if pid == 0 else CLASS_BASE_PRIORITY[p.priority_class],
+                "exit_code": p.exit_code, "exited": p.exited, "jobs": [],
+                "protection": p.protection, "affinity": mask_to_list(p.affinity),
+                "foreground": p.foreground, "create_time_us": to_us(p.create_time),
+                "exit_time_us": None if p.exit_time is None else to_us(p.exit_time),
+                "user_time_us": to_us(user), "kernel_time_us": to_us(kernel),
                 "threads": threads,
             })
-        return {"time_us": to_us(self.now), "processes": procs, "jobs": []}
+        return {"time_us": to_us(self.now), "cpus": self.ncpu, "processes": procs, "jobs": []}
+
+    def snapshot(self) -> dict:
+        """The --state-json document (formats.md §3): state() cut to the contract's keys."""
+        full = self.state()
+        pk, tk = self.STATE_JSON_PROCESS_KEYS, self.STATE_JSON_THREAD_KEYS
+        procs = []
+        for p in full["processes"]:
+            row = {k: p[k] for k in pk}
+            row["threads"] = [{k: t[k] for k in tk} for t in p["threads"]]
+            procs.append(row)
+        return {"time_us": full["time_us"], "processes": procs, "jobs": full["jobs"]}
 
     def cpu_times(self) -> list[tuple[int, int]]:
         """Per CPU (busy cycles, idle cycles) up to now."""
