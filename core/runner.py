@@ -11,9 +11,11 @@ job appears at exactly its `start`, objects due at the same time are created in 
 order (a process's threads in the order listed), and each newly ready thread is
 dispatched before the next object is created.
 
-What the kernel does not simulate yet (jobs, fibers, FLS, commit/decommit, protected
-processes, open_process, io_complete, the "desktop" boot set) is refused before anything
-runs, with a ScenarioError naming the file, line and key, rather than silently ignored.
+The machine is booted first with the scenario's boot set (core.kernel.boot); a
+process's `parent` may name a process of that set.  What the kernel does not simulate
+yet (jobs, fibers, FLS, commit/decommit, protected processes, open_process,
+io_complete) is refused before anything runs, with a ScenarioError naming the file,
+line and key, rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 
 from core import scenario as sc
 from core.kernel import KernelError, Machine, ProgramLivelock, program
+from core.kernel.boot import boot
 from core.kernel.constants import ERROR_ACCESS_DENIED
 from core.kernel.objects import DispatcherObject
 from core.kernel.objects import Process as KProcess
@@ -58,6 +61,7 @@ class Run:
     processes: dict[str, KProcess] = field(default_factory=dict)
     threads: dict[str, KThread] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)  # every kernel event, in time order
+    boot_processes: dict[str, KProcess] = field(default_factory=dict)  # boot set, by name
 
     def run_until(self, until_ns: int) -> None:
         """Run to `until_ns`; a livelocked program becomes a ScenarioError on its thread."""
@@ -124,6 +128,8 @@ def build_machine(scenario: sc.Scenario, seed: int | None = None) -> Run:
     except KernelError as exc:
         raise _error(scenario, ("system",), str(exc)) from None
     run = Run(scenario, machine)
+    # The events output starts after boot, as a trace started on a running machine does
+    run.boot_processes = boot(machine, system.boot)
     machine.subscribe(run.events.append)
     for e in scenario.events:
         run.objects[e.name] = machine.create_event(e.name, e.kind, e.signaled)
@@ -170,8 +176,6 @@ def _refuse(scenario: sc.Scenario, path: tuple, what: str) -> sc.ScenarioError:
 
 
 def _refuse_unsupported(scenario: sc.Scenario) -> None:
-    if scenario.system.boot != "bare":
-        raise _refuse(scenario, ("system", "boot"), f"boot = {scenario.system.boot!r}")
     if scenario.jobs:
         raise _refuse(scenario, ("job", 0), "jobs")
     for pi, p in enumerate(scenario.processes):
@@ -267,7 +271,8 @@ def _create_all(run: Run, items: list[tuple]) -> None:
 def _create_process(run: Run, pi: int) -> None:
     p = run.scenario.processes[pi]
     m = run.machine
-    parent = run.processes.get(p.parent) if p.parent else None
+    parent = (run.processes.get(p.parent) or run.boot_processes.get(p.parent)
+              if p.parent else None)
     # Without an explicit class or affinity the kernel applies inheritance from the parent
     klass = p.priority_class if p.priority_class_given or parent is None else None
     affinity = list(p.affinity) if p.affinity_given or parent is None else None

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Union
 
+from core.kernel.boot import BOOT_PROCESS_NAMES, BOOT_SETS
 from core.layouts import DEFAULT_BUILD, LayoutError, catalogue
 from core.units import (UnitError, describe_type, format_duration, format_size, parse_duration,
                         parse_size)
@@ -64,7 +65,6 @@ IO_INCREMENTS = {"disk": 1, "cdrom": 1, "parallel": 1, "video": 1, "mailslot": 2
 
 # Win32PrioritySeparation for each `quantum` preset (nt-facts §2.4-2.5).
 QUANTUM_PRESETS = {"client": 0x2, "server": 0x18}
-BOOT_SETS = ("bare", "desktop")
 EVENT_KINDS = ("notification", "synchronization")
 END_OF_JOB_TIME_ACTIONS = ("terminate", "post")
 
@@ -1123,6 +1123,7 @@ class _Validator:
         self.filename = filename
         self._locator: _Locator | None = None
         self.cpus = 1
+        self.boot = "bare"
         self.names: dict[str, tuple[str, tuple]] = {}   # name -> (kind, path of its name key)
         self.process_class: dict[str, str] = {}
         self.programs: dict[str, tuple[Step, ...]] = {}
@@ -1356,6 +1357,7 @@ class _Validator:
         separation = self._int(d, path, "win32_priority_separation", None, 0, 0x3F,
                                hex_range=True)
         boot = self._choice(d, path, "boot", BOOT_SETS, "boot set", "bare")
+        self.boot = boot
         until = self._duration(d, path, "until")
         seed = self._int(d, path, "seed", 0, 0, 2**64 - 1)
         return System(self.cpus, build, quantum, separation, boot, until, seed)
@@ -1457,7 +1459,12 @@ class _Validator:
             self._table(d, path, _PROCESS_KEYS)
             name = d["name"]
             parent = d.get("parent")
-            if parent is not None:
+            if parent is not None and not self._boot_parent(parent):
+                if (isinstance(parent, str) and parent not in self.names
+                        and parent in BOOT_PROCESS_NAMES["desktop"]):
+                    raise _Invalid(path + ("parent",), f"{parent!r} is a process of the "
+                                   f"desktop boot set, and this scenario boots "
+                                   f"{self.boot!r} (set [system] boot = \"desktop\")")
                 self._ref(parent, path + ("parent",), ("process",), "process")
                 if parent == name:
                     raise _Invalid(path + ("parent",), f"process {name!r} cannot be its own "
@@ -1493,14 +1500,19 @@ class _Validator:
         self._check_process_parents(processes)
         return tuple(processes)
 
+    def _boot_parent(self, name: object) -> bool:
+        """`name` is a process of the boot set that no scenario process shadows."""
+        return (isinstance(name, str) and name not in self.names
+                and name in BOOT_PROCESS_NAMES[self.boot])
+
     def _check_process_parents(self, processes: list[Process]) -> None:
         parents = {p.name: p.parent for p in processes}
         order = {p.name: i for i, p in enumerate(processes)}
         for i, p in enumerate(processes):
             path = ("process", i, "parent")
             self._check_chain(p.name, parents, path, "process")
-            if p.parent is None:
-                continue
+            if p.parent is None or p.parent not in order:
+                continue  # no parent, or one of the boot set (there from time 0)
             creator = processes[order[p.parent]]
             if creator.start_ns > p.start_ns or (creator.start_ns == p.start_ns
                                                  and order[p.parent] > i):

@@ -65,14 +65,15 @@ def s03(tmp_path) -> Path:
 def test_s03_cswitch_csv_rows_exact(capsys, s03):
     status, out, err = run(capsys, "run", str(s03), "--until", "150ms", "--cswitch-csv", "-")
     assert (status, err) == (0, "")
-    # pid 8 is the first user process (0 Idle, 4 System); A, B, C are tids 12, 16, 20
+    # The bare boot gives System (4) its 11 threads, tids 8..48, all waiting; so the
+    # first user process is pid 52, and A, B, C are tids 56, 60, 64
     assert out.splitlines() == [
         CSV_HEADER,
-        "0.000,0,0,0,0,Ready,,8,12,8",
-        "31250.000,0,8,12,8,Ready,WrQuantumEnd,8,16,8",
-        "62500.000,0,8,16,8,Ready,WrQuantumEnd,8,20,8",
-        "93750.000,0,8,20,8,Ready,WrQuantumEnd,8,12,8",
-        "125000.000,0,8,12,8,Ready,WrQuantumEnd,8,16,8",
+        "0.000,0,0,0,0,Ready,,52,56,8",
+        "31250.000,0,52,56,8,Ready,WrQuantumEnd,52,60,8",
+        "62500.000,0,52,60,8,Ready,WrQuantumEnd,52,64,8",
+        "93750.000,0,52,64,8,Ready,WrQuantumEnd,52,56,8",
+        "125000.000,0,52,56,8,Ready,WrQuantumEnd,52,60,8",
     ]
     assert out.endswith("\n")
 
@@ -85,11 +86,12 @@ def test_s03_events_jsonl_time_ordered(capsys, s03):
                for line in out.splitlines())  # compact, one object per line
     times = [e["time_us"] for e in events]
     assert all(isinstance(t, (int, float)) for t in times) and times == sorted(times)
-    assert events[0] == {"time_us": 0.0, "type": "process_create", "pid": 8,
+    # the events start after boot: the scenario's own process comes first
+    assert events[0] == {"time_us": 0.0, "type": "process_create", "pid": 52,
                          "name": "spin.exe", "parent_pid": None}
     assert [(e["type"], e["name"]) for e in events[1:4]] == [
         ("thread_create", "A"), ("thread_create", "B"), ("thread_create", "C")]
-    assert all(e["pid"] == 8 for e in events[1:4])
+    assert all(e["pid"] == 52 for e in events[1:4])
 
 
 def test_s03_state_json_shape(capsys, s03):
@@ -100,7 +102,11 @@ def test_s03_state_json_shape(capsys, s03):
     procs = {p["pid"]: p for p in state["processes"]}
     assert procs[0]["name"] == "Idle" and [t["tid"] for t in procs[0]["threads"]] == [0]
     assert procs[4]["name"] == "System" and procs[4]["protection"] == "pp-winsystem"
-    app = procs[8]
+    assert [t["name"] for t in procs[4]["threads"]] == (
+        ["KeBalanceSetManager", "KeSwapProcessOrStack"] + ["ExpWorkerThread"] * 9)
+    assert {(t["state"], t["wait_reason"]) for t in procs[4]["threads"][2:]} == {
+        ("Waiting", "WrQueue")}
+    app = procs[52]
     assert app["name"] == "spin.exe" and app["exit_code"] == 259
     assert set(app) == {"pid", "name", "priority_class", "exit_code", "jobs", "protection",
                         "threads"}
@@ -312,7 +318,6 @@ def test_unreadable_file_exits_2(tmp_path, capsys):
     ('[[job]]\nname = "J"\n', "3: job[0]", "jobs"),
     ('[[job]]\nname = "J"\n[[process]]\nname = "p"\njob = "J"\n  [[process.thread]]\n'
      '  name = "T"\n', "3: job[0]", "jobs"),
-    ('[system]\nboot = "desktop"\n', "4: system.boot", "desktop"),
     ('[[process]]\nname = "p"\nprotection = "ppl-lsa"\n  [[process.thread]]\n  name = "T"\n',
      "5: process[0].protection", "ppl-lsa"),
     ('[[process]]\nname = "p"\n  [[process.thread]]\n  name = "T"\n'

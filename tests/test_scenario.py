@@ -620,7 +620,7 @@ def test_dangling_references():
         parent = "explorer.exe"   # <--
           [[process.thread]]
           name = "t"
-    ''', "process[0].parent", "no process named 'explorer.exe'")
+    ''', "process[0].parent", "'explorer.exe' is a process of the desktop boot set")
     check('''
         [[process]]
         name = "p"
@@ -1165,3 +1165,15 @@ def _toml_value(v):
     if None in items.values():
         return None
     return "{" + ", ".join(f"{k} = {x}" for k, x in items.items()) + "}"
+
+
+def test_unknown_parent_on_desktop():
+    check('''
+        [system]
+        boot = "desktop"
+        [[process]]
+        name = "p"
+        parent = "nosuch.exe"   # <--
+          [[process.thread]]
+          name = "t"
+    ''', "process[0].parent", "no process named 'nosuch.exe'")

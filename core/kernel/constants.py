@@ -188,6 +188,9 @@ KWAIT_REASON = (
 )
 Executive = 0
 DelayExecution = 4
+WrExecutive = 7
+WrUserRequest = 13
+WrLpcReceive = 16
 Suspended = 5
 UserRequest = 6
 WrQueue = 15

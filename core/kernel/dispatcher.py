@@ -16,6 +16,7 @@ from collections import deque
 from heapq import heappop, heappush
 
 from .constants import (
+    CYCLES_PER_NS,
     CYCLES_PER_S,
     ERROR_NAMES,
     DelayExecution,
@@ -42,6 +43,7 @@ from .constants import (
 from .objects import Event, Mutex, Semaphore
 from .trace import ContextSwitchTrace
 from .program import (
+    OP_CALL,
     OP_EXIT,
     OP_IO,
     OP_KCPU,
@@ -467,6 +469,19 @@ class Dispatcher:
                 return False
             elif op == OP_REPEAT:
                 t.pc = 0
+            elif op == OP_CALL:
+                cost = self._kernel_call(t, st[1], st[2])
+                if t.state != RUNNING:
+                    return False
+                prog = t.program  # kernel code may have given the thread new steps
+                n = len(prog)
+                if self.standby[c] is not None:
+                    self._dispatch(c)
+                    return False
+                if cost:
+                    t.step_rem = cost * CYCLES_PER_NS
+                    t.kmode = True
+                    return True
             count += 1
             if count > INSTANT_STEP_LIMIT:
                 raise ProgramLivelock(
@@ -686,19 +701,24 @@ class Dispatcher:
         self._signal(t, 0, c)
         if self._subs:
             self._emit("thread_exit", pid=t.pid, tid=t.tid, name=t.name, exit_code=code)
+        nt = self.nt
+        if nt.thread_routines:
+            nt._thread_changed(t, False, t)  # in the exiting thread's context
         proc = t.process
         proc.live_threads -= 1
         if proc.live_threads == 0 and not proc.exited:
             # The last thread's exit status becomes the process's (§8.4)
-            self._exit_process(proc, code)
+            self._exit_process(proc, code, t)
         if c >= 0:
             self._leave(c, t, LEAVE_BLOCK, -1)
 
-    def _exit_process(self, proc, code: int) -> None:
+    def _exit_process(self, proc, code: int, last=None) -> None:
         proc.exited = True
         proc.exit_code = code
         proc.exit_time = self.now
         proc.signaled = True
+        if proc.create_notified:
+            self.nt._process_exited(proc, last)  # on the last thread to exit (§8.2)
         self._signal(proc, 0)
         if self._subs:
             self._emit("process_exit", pid=proc.pid, name=proc.name, exit_code=code)

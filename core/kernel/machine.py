@@ -8,6 +8,7 @@ the public API are integer nanoseconds unless a name says cycles.
 from __future__ import annotations
 
 import random
+from datetime import datetime, timezone
 
 from .constants import (
     CLASS_BASE_PRIORITY,
@@ -15,6 +16,8 @@ from .constants import (
     CYCLES_PER_NS,
     CYCLES_PER_S,
     DEFAULT_CLOCK_INTERVAL_NS,
+    DelayExecution,
+    UserRequest,
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_HANDLE,
     ERROR_INVALID_PARAMETER,
@@ -41,7 +44,8 @@ from .constants import (
     parse_relative_priority,
     quantum_table,
 )
-from .dispatcher import EV_BALANCE, EV_CALL, LEAVE_BLOCK, LEAVE_READY, Dispatcher
+from .dispatcher import EV_BALANCE, EV_CALL, EV_TIMER, LEAVE_BLOCK, LEAVE_READY, Dispatcher
+from .ntapi import NtKernel, dos_error
 from .objects import (
     NOTIFICATION,
     Event,
@@ -52,6 +56,7 @@ from .objects import (
     list_to_mask,
     mask_to_list,
 )
+from . import program as program_ops
 from .program import wait as wait_step
 from .trace import ContextSwitchTrace
 
@@ -59,6 +64,11 @@ SLEEP0_ANY = "any"
 SLEEP0_EQUAL_OR_HIGHER = "equal_or_higher"
 WAIT_QUANTUM_VISTA = "vista"
 WAIT_QUANTUM_CLASSIC = "classic"
+
+
+# When the simulated machine was switched on, unless Machine(boot_time=...) says otherwise:
+# the origin of every FILETIME it reports (CreateTime, KeBootTime).
+DEFAULT_BOOT_TIME = datetime(2026, 1, 5, 8, 0, 0, tzinfo=timezone.utc)
 
 
 class KernelError(ValueError):
@@ -82,7 +92,9 @@ class Machine(Dispatcher):
         (WAIT_QUANTUM_DECREMENT = 1 unit per completed wait) (§2.2, §4.10).
     starvation_honours_disable_boost : whether DisableBoost also blocks the starvation
         boost (ReactOS: it does not, the default) (§4.8).
-    system_threads : worker threads of the System process (pid 4), waiting in WrQueue.
+    system_threads : extra idle threads of the System process (pid 4), waiting in WrQueue
+        (boot.boot_bare gives System its real set of threads).
+    boot_time : wall-clock time of simulated time 0, the origin of FILETIMEs.
     seed : seeds `rng`; the dispatcher itself is fully deterministic.
     """
 
@@ -91,7 +103,7 @@ class Machine(Dispatcher):
                  server: bool = False, starvation_quantum_units: int = 3,
                  sleep0: str = SLEEP0_ANY, wait_quantum: str = WAIT_QUANTUM_VISTA,
                  starvation_honours_disable_boost: bool = False, system_threads: int = 0,
-                 seed: int = 0) -> None:
+                 boot_time: datetime = DEFAULT_BOOT_TIME, seed: int = 0) -> None:
         if not 1 <= cpus <= 64:
             raise KernelError(f"cpus must be 1..64, not {cpus}")
         if clock_interval_ns <= 0:
@@ -114,7 +126,10 @@ class Machine(Dispatcher):
         self.classic_wait_quantum = wait_quantum == WAIT_QUANTUM_CLASSIC
         self.starvation_honours_disable_boost = starvation_honours_disable_boost
         self.seed = seed
+        self.boot_time = boot_time
         self.rng = random.Random(seed)
+        self.nt = NtKernel(self)  # the driver-facing routines (formats.md §7)
+        self.memory = None  # typed kernel memory, bound on demand by kmemory.bind()
         self.last_error = 0
         self.trace = ContextSwitchTrace()
         self._trace_extend = self.trace.extend
@@ -241,10 +256,17 @@ class Machine(Dispatcher):
 
     def create_process(self, name: str, priority_class: str | int | None = None,
                        affinity=None, foreground: bool = False, disable_boost: bool = False,
-                       parent: Process | None = None, protection: str = "none") -> Process:
+                       parent: Process | None = None, protection: str = "none",
+                       image_path: str | None = None, minimal: bool = False,
+                       subsystem: str = "win32") -> Process:
         """Create a process (no threads yet).  Without a class, a child of an IDLE or
         BELOW_NORMAL parent inherits the parent's class, otherwise NORMAL (§1.6).
-        Without an affinity, it inherits the parent's (§8.1), else all CPUs."""
+        Without an affinity, it inherits the parent's (§8.1), else all CPUs.
+
+        The parent's first live thread is the creator: process-notify routines run in its
+        context when the first thread is created (formats.md §7).  `image_path` is the
+        FullImageName load-image routines see; `minimal` makes a minimal process (no
+        user address space: Registry, MemCompression); `subsystem` "wsl" a pico process."""
         if priority_class is None:
             if parent is not None and parent.priority_class in ("idle", "below_normal"):
                 cls = parent.priority_class
@@ -260,6 +282,13 @@ class Machine(Dispatcher):
         pid = self._alloc_cid()
         proc = Process(pid, name, cls, mask, parent.pid if parent is not None else None,
                        False, disable_boost, self._take_seed(), protection, self.now)
+        if subsystem not in ("win32", "wsl"):
+            raise KernelError(f"subsystem must be 'win32' or 'wsl', not {subsystem!r}")
+        proc.image_path = image_path or name
+        proc.minimal = minimal
+        proc.subsystem = subsystem
+        if parent is not None:
+            proc.creator = next((t for t in parent.threads if t.state != TERMINATED), None)
         self.processes[pid] = proc
         self._set_quantum_reset(proc)
         if self._subs:
@@ -267,6 +296,12 @@ class Machine(Dispatcher):
                        parent_pid=parent.pid if parent is not None else None)
         if foreground:
             self.set_foreground(proc)
+        if self.nt.image_routines and not minimal and subsystem == "win32":
+            # MmInitializeProcessAddressSpace maps the image, then ntdll (§8.1 stage 3)
+            self.nt._image_loaded(proc, proc.image_path, 0x7FF6_0000_0000, 0x10_0000,
+                                  proc.creator)
+            self.nt._image_loaded(proc, "\\SystemRoot\\System32\\ntdll.dll",
+                                  0x7FFE_0000_0000, 0x1F_8000, proc.creator)
         return proc
 
     def set_priority_class(self, process: Process, priority_class: str | int) -> bool:
@@ -354,6 +389,16 @@ class Machine(Dispatcher):
         self.threads[tid] = t
         if self._subs:
             self._emit("thread_create", pid=process.pid, tid=tid, name=name)
+        nt = self.nt
+        if nt.process_routines and process.create_notified is None and process.pid > 4:
+            # Process-notify routines run once the first thread exists, on the creator (§8.2)
+            status = nt._process_created(process, t)
+            if status:
+                self._veto(process, t, status)
+                return t
+        if nt.thread_routines:
+            creator = nt.current if nt.current is not None else process.creator
+            nt._thread_changed(t, True, creator)
         if suspended:
             # CREATE_SUSPENDED: waiting on its suspension (S24: Waiting / Suspended)
             t.suspend_count = 1
@@ -362,6 +407,57 @@ class Machine(Dispatcher):
         else:
             self._ready(t)  # new threads get no boost and join the tail
         return t
+
+    def create_waiting_thread(self, process: Process, program, priority: str | int = "normal",
+                              name: str | None = None, base: int | None = None) -> Thread:
+        """A thread found already waiting when the machine starts (boot sets): its
+        program's first step, a wait or a sleep, is taken as begun at time 0 without the
+        thread ever having run, as a booted machine's idle threads are."""
+        program = tuple(program)
+        op = program[0][0] if program else None
+        if op not in (program_ops.OP_WAIT, program_ops.OP_SLEEP) or (
+                op == program_ops.OP_SLEEP and program[0][1] == 0):
+            raise KernelError("a thread created waiting must start with a wait or a sleep")
+        relative = parse_relative_priority(priority)
+        t = self._new_thread(process, relative, name, process.affinity, None, False, program,
+                             True, base=base)
+        if t.state == TERMINATED:  # a process-notify routine vetoed its process
+            return t
+        t.suspend_count = 0
+        st = program[0]
+        t.pc = 1
+        deadline = -1
+        if op == program_ops.OP_WAIT:
+            obj = st[1]
+            t.wait_reason = st[3] if len(st) > 3 else UserRequest
+            t.wait_obj = obj
+            obj.waiters.append(t)
+            if st[2] >= 0:
+                deadline = st[2]
+        else:
+            t.wait_reason = DelayExecution
+            deadline = st[1]
+        if deadline >= 0:
+            tick = self.tick
+            t.wait_gen += 1
+            self._push(-(-(self.now + deadline) // tick) * tick, EV_TIMER, t, t.wait_gen)
+        return t
+
+    def _veto(self, process: Process, first: Thread, status: int) -> None:
+        """A process-notify routine set CreationStatus: the process ends before any of
+        its threads runs, and the creator's CreateProcess fails."""
+        first.state = TERMINATED
+        first.exit_code = status
+        first.signaled = True
+        if self._subs:
+            self._emit("thread_exit", pid=process.pid, tid=first.tid, name=first.name,
+                       exit_code=status)
+        process.live_threads -= 1
+        process.create_notified = []  # vetoed: no exit notification either
+        self._exit_process(process, status)
+        creator = process.creator
+        self.api_error("create_process", dos_error(status), name=process.name,
+                       pid=process.pid, **({"tid": creator.tid} if creator else {}))
 
     def create_thread(self, process: Process, priority: str | int = "normal", affinity=None,
                       ideal_cpu: int | None = None, disable_boost: bool = False, program=(),
@@ -616,6 +712,51 @@ class Machine(Dispatcher):
             if mutex.waiters:
                 self._signal(mutex, MUTANT_INCREMENT, _cur)
         return True
+
+    # ------------------------------------------------------------------ objects and kernel code
+    def visible(self, obj) -> bool:
+        """Whether a process or thread object still exists: alive, or referenced by a
+        handle after its exit (Idle and System always)."""
+        if isinstance(obj, Process):
+            return not obj.exited or obj.refs > 0 or obj.pid in (0, 4)
+        return obj.state != TERMINATED or obj.refs > 0 or obj.is_idle
+
+    def filetime(self, cycles: int) -> int:
+        """The FILETIME (100 ns since 1601 UTC) of simulated time `cycles`."""
+        from core.values import to_filetime
+
+        return to_filetime(self.boot_time) + cycles // (100 * CYCLES_PER_NS)
+
+    def peb_address(self, process: Process) -> int | None:
+        """The process's PEB address in typed memory (None: no PEB, or memory not bound)."""
+        mem = self.memory
+        return None if mem is None else mem.peb_address(process)
+
+    def teb_address(self, thread: Thread) -> int | None:
+        mem = self.memory
+        return None if mem is None else mem.teb_address(thread)
+
+    def _kernel_call(self, t: Thread, fn, args) -> int:
+        """Run kernel code fn(*args) on thread t (program.call); its cost in ns."""
+        nt = self.nt
+        saved = nt.current
+        nt.current = t
+        try:
+            cost = fn(*args)
+        finally:
+            nt.current = saved
+        if cost is None:
+            return 0
+        if not isinstance(cost, int) or cost < 0:
+            raise KernelError(f"kernel code {fn!r} returned {cost!r}, not a cost in ns")
+        return cost
+
+    def _emit_driver(self, etype: str, routine: str, message: str) -> None:
+        cur = self.nt.current
+        if self._subs:
+            self._emit(etype, routine=routine, message=message,
+                       pid=cur.pid if cur is not None else None,
+                       tid=cur.tid if cur is not None else None)
 
     # ------------------------------------------------------------------ outputs
     def cswitch_csv(self) -> str:

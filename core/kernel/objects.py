@@ -73,7 +73,8 @@ class Process(DispatcherObject):
     __slots__ = (
         "pid", "parent_pid", "priority_class", "affinity", "foreground", "disable_boost",
         "threads", "live_threads", "exit_code", "exited", "quantum_reset", "thread_seed",
-        "protection", "create_time", "exit_time",
+        "protection", "create_time", "exit_time", "image_path", "minimal", "subsystem",
+        "creator", "create_notified",
     )
     kind = "process"
 
@@ -96,6 +97,12 @@ class Process(DispatcherObject):
         self.protection = protection
         self.create_time = create_time
         self.exit_time = None
+        self.image_path = name  # FullImageName given to image-load callbacks
+        self.minimal = False  # no user address space, PEB or TEBs (Registry, MemCompression)
+        self.subsystem = "win32"  # SUBSYSTEM_INFORMATION_TYPE: "win32" or "wsl" (pico)
+        self.creator = None  # the thread whose CreateProcess made it (None: the kernel)
+        # process-notify routines that saw the creation; only they see the exit (§8.2)
+        self.create_notified: list | None = None
 
     def __repr__(self) -> str:
         return f"<Process {self.pid} {self.name!r} {self.priority_class}>"

@@ -17,6 +17,9 @@ in integer ns) rather than by hand; formats.md §2 lists the scenario spelling o
     (OP_SET_PRIORITY, relative)   SetThreadPriority(self, relative)
     (OP_EXIT, code)               ExitThread(code)
     (OP_REPEAT,)                  start again at step 0
+    (OP_CALL, fn, args)           kernel code in Python: fn(*args) runs in the thread's
+                                  context at no cost; it may return a kernel CPU cost in ns
+                                  (ExQueueWorkItem routines, PsCreateSystemThread bodies)
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ OP_RELEASE_MUTEX = 10
 OP_SET_PRIORITY = 11
 OP_EXIT = 12
 OP_REPEAT = 13
+OP_CALL = 14
 
 OP_NAMES = (
     "cpu", "kcpu", "wait", "sleep", "yield", "io", "set", "reset", "pulse", "release",
-    "release_mutex", "set_priority", "exit", "repeat",
+    "release_mutex", "set_priority", "exit", "repeat", "call",
 )
 
 
@@ -112,3 +116,9 @@ def exit_thread(code: int = 0) -> tuple:
 
 def repeat() -> tuple:
     return (OP_REPEAT,)
+
+
+def call(fn, *args) -> tuple:
+    """Run `fn(*args)` on the thread (kernel code written in Python).  If it returns a
+    positive number of ns, the thread then spends that long in kernel mode."""
+    return (OP_CALL, fn, args)
