@@ -1,0 +1,201 @@
+"""Driving the simulated machine from the app: run, pause, step, speed.
+
+The simulation advances in frames paced by a QTimer (about 30 a second).  Each frame
+runs the machine forward by the simulated time the speed asks for, but never for more
+than a fixed wall-clock budget, so the window keeps painting at full speed whatever the
+machine does; at "as fast as possible" the budget alone sets the pace.  After each
+frame the controller says so once (`frameAdvanced`) and the views pull what they show
+from it: `state()`, the events since the last frame, the trace, typed memory.
+Everything the views call runs on the GUI thread between frames, so the machine is
+never read while it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from core.kernel import Machine
+from core.kernel.constants import CYCLES_PER_NS
+from core.kernel.kmemory import KernelMemory
+from core.layouts import Build, catalogue
+from core.resources import resource_path
+from core.runner import Run, build_machine
+from core.scenario import ScenarioError, load_scenario
+
+DEFAULT_SCENARIO = "scenarios/demo.toml"
+FRAME_MS = 33  # ~30 frames a second
+BUDGET_S = 0.012  # wall time a frame may spend simulating
+SPEEDS = (0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, None)  # None: flat out
+EVENT_BUFFER = 200_000  # events kept for views that attach late
+
+
+def speed_label(speed: float | None) -> str:
+    if speed is None:
+        return "Fastest"
+    return f"{speed:g}x"
+
+
+class SimulationController(QObject):
+    """Owns the running machine (a scenario on the simulated kernel)."""
+
+    frameAdvanced = Signal()
+    runningChanged = Signal(bool)
+    loaded = Signal(str)  # a new machine: its source (a path or "default")
+
+    def __init__(self, parent: QObject | None = None, clock=time.perf_counter) -> None:
+        super().__init__(parent)
+        self._clock = clock
+        self.run: Run | None = None
+        self.source = ""
+        self.speed: float | None = 1.0
+        self.memory: KernelMemory | None = None
+        self.events: deque[dict] = deque(maxlen=EVENT_BUFFER)
+        self._new_events: list[dict] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(FRAME_MS)
+        self._timer.timeout.connect(self._frame)
+        self._last_wall: float | None = None
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def machine(self) -> Machine | None:
+        return self.run.machine if self.run is not None else None
+
+    def load_default(self) -> None:
+        self.load_scenario(str(resource_path(DEFAULT_SCENARIO)), source="default")
+
+    def load_scenario(self, path: str, source: str | None = None) -> None:
+        """Load a scenario file; raises ScenarioError (file, line, key) for a bad one and
+        leaves the current machine untouched."""
+        scenario = load_scenario(path)
+        run = build_machine(scenario)
+        was_running = self.running
+        self.pause()
+        self.run = run
+        self.source = source or str(Path(path))
+        self.events.clear()
+        self._new_events = list(run.events)
+        self.events.extend(run.events)
+        run.machine.subscribe(self._on_event)
+        build = catalogue().find(scenario.system.build)
+        self.memory = KernelMemory(run.machine, build)
+        self.loaded.emit(self.source)
+        self.frameAdvanced.emit()
+        if was_running:
+            self.start()
+
+    def _on_event(self, event: dict) -> None:
+        self.events.append(event)
+        self._new_events.append(event)
+
+    def take_new_events(self) -> list[dict]:
+        """Events since the last call (for the event log)."""
+        out, self._new_events = self._new_events, []
+        return out
+
+    def set_build(self, build: Build) -> None:
+        if self.memory is not None:
+            self.memory.set_build(build)
+
+    # ------------------------------------------------------------------ time
+    @property
+    def now_ns(self) -> int:
+        m = self.machine
+        return 0 if m is None else m.now // CYCLES_PER_NS
+
+    @property
+    def now_cycles(self) -> int:
+        m = self.machine
+        return 0 if m is None else m.now
+
+    @property
+    def running(self) -> bool:
+        return self._timer.isActive()
+
+    def start(self) -> None:
+        if self.run is None or self.running:
+            return
+        self._last_wall = self._clock()
+        self._timer.start()
+        self.runningChanged.emit(True)
+
+    def pause(self) -> None:
+        if not self.running:
+            return
+        self._timer.stop()
+        self.runningChanged.emit(False)
+
+    def toggle(self) -> None:
+        self.pause() if self.running else self.start()
+
+    def set_speed(self, speed: float | None) -> None:
+        if speed is not None and not 0 < speed:
+            raise ValueError("speed must be positive, or None for as fast as possible")
+        self.speed = speed
+
+    # ------------------------------------------------------------------ advancing
+    def _frame(self) -> None:
+        now = self._clock()
+        elapsed = now - (self._last_wall if self._last_wall is not None else now)
+        self._last_wall = now
+        if self.speed is None:
+            self.advance_for(BUDGET_S)
+        else:
+            self.advance_by(int(elapsed * self.speed * 1e9), BUDGET_S)
+
+    def advance_by(self, duration_ns: int, budget_s: float = BUDGET_S) -> None:
+        """Run `duration_ns` of simulated time, in slices of a clock tick, stopping early
+        when the wall budget is spent (the rest is dropped: slow motion stays smooth)."""
+        m = self.machine
+        if m is None or duration_ns <= 0:
+            return
+        target = m.now + duration_ns * CYCLES_PER_NS
+        deadline = self._clock() + budget_s
+        while m.now < target:
+            m.run_until_cycles(min(target, m.now + m.tick))
+            if self._clock() >= deadline:
+                break
+        self._after_advance()
+
+    def advance_for(self, budget_s: float) -> None:
+        """Run as much simulated time as `budget_s` of wall time allows."""
+        m = self.machine
+        if m is None:
+            return
+        deadline = self._clock() + budget_s
+        while self._clock() < deadline:
+            m.run_until_cycles(m.now + m.tick)
+        self._after_advance()
+
+    def step_event(self) -> None:
+        """Process the next kernel event (one dispatcher decision)."""
+        m = self.machine
+        if m is not None:
+            m.step()
+            self._after_advance()
+
+    def step_tick(self) -> None:
+        m = self.machine
+        if m is not None:
+            m.run_until_cycles(m.now + m.tick)
+            self._after_advance()
+
+    def step_to_switch(self, limit_ticks: int = 64 * 10) -> None:
+        """Run until the next context switch (or `limit_ticks` clock ticks pass)."""
+        m = self.machine
+        if m is None:
+            return
+        before = len(m.trace)
+        end = m.now + limit_ticks * m.tick
+        while len(m.trace) == before and m.now < end and m.step():
+            pass
+        self._after_advance()
+
+    def _after_advance(self) -> None:
+        if self.memory is not None:
+            self.memory.sync()
+        self.frameAdvanced.emit()
