@@ -24,7 +24,7 @@ from core.kernel.kmemory import KernelMemory
 from core.layouts import Build, catalogue
 from core.resources import resource_path
 from core.runner import Run, build_machine
-from core.scenario import ScenarioError, load_scenario
+from core.scenario import load_scenario
 
 DEFAULT_SCENARIO = "scenarios/demo.toml"
 FRAME_MS = 33  # ~30 frames a second
