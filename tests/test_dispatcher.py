@@ -528,3 +528,20 @@ def test_deterministic():
         return m.cswitch_csv()
 
     assert run() == run()
+
+
+def test_trace_columns_since_matches_the_tail_while_running():
+    import numpy as np
+
+    m = Machine(cpus=2)
+    p = m.create_process("a")
+    for _ in range(3):
+        m.create_thread(p, program=[P.cpu(ms(5)), P.sleep(ms(1)), P.repeat()])
+    seen = 0
+    for step in range(1, 5):
+        m.run_until(ms(300 * step))
+        new = m.trace.columns_since(seen)  # a frame takes only what is new
+        seen += len(new["time"])
+        full = m.trace.columns()
+        assert all(np.array_equal(new[k], full[k][len(full[k]) - len(new[k]):]) for k in full)
+    assert seen == len(m.trace) > 100

@@ -84,7 +84,27 @@ class ContextSwitchTrace:
                 name: (np.concatenate(self._chunks[i]) if self._chunks[i] else np.empty(0, dt))
                 for i, (name, _, dt) in enumerate(COLUMNS)
             }
+            # keep one chunk per column: repeated calls stay cheap to walk
+            self._chunks = [[self._cached[name]] if len(self._cached[name]) else []
+                            for name, _, _ in COLUMNS]
         return self._cached
+
+    def columns_since(self, row: int) -> dict[str, np.ndarray]:
+        """Rows from `row` on, copying only those (views that follow a running machine
+        take what is new each frame; nothing is flushed or merged here)."""
+        staged = np.frombuffer(self._stage, dtype=np.int64).reshape(-1, len(COLUMNS))
+        out = {}
+        for i, (name, _, dt) in enumerate(COLUMNS):
+            parts, start = [], 0
+            for chunk in self._chunks[i]:
+                end = start + len(chunk)
+                if end > row:
+                    parts.append(chunk[max(0, row - start):])
+                start = end
+            parts.append(staged[max(0, row - start):, i].astype(dt))
+            out[name] = np.concatenate(parts)
+        del staged  # release the buffer export so the stage can grow again
+        return out
 
     def nbytes(self) -> int:
         """Bytes held for the rows (numpy chunks plus staged C arrays)."""
