@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "changes, failed calls) as JSON Lines")
     run.add_argument("--state-json", metavar="F",
                      help="write the final state of every process and thread as JSON")
+    run.add_argument("--save", metavar="F.koi",
+                     help="record the run as a session file: the state of every process and "
+                          "thread at every clock tick, the context switches and the events "
+                          "('koi session info F.koi' summarises it)")
 
     dt = commands.add_parser(
         "dt", help="print a structure layout as WinDbg's dt nt!TYPE does",
@@ -132,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     style.add_argument("--markdown", action="store_true",
                        help="print a Markdown table naming each source's repository, path, "
                             "commit and licence (the table in resources/layouts/SOURCES.md)")
+
+    from inspector import cli_session
+
+    cli_session.add_parser(commands)
 
     gui = commands.add_parser(
         "gui", help="open the desktop app (same as koi-inspector)",
@@ -164,8 +172,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from core.runner import run_scenario
     from core.scenario import ScenarioError, load_scenario
 
+    if args.save == "-":
+        raise UsageError("--save needs a file name: a session is an SQLite file, not a stream")
     try:
-        result = run_scenario(load_scenario(args.scenario), args.until, args.seed)
+        scenario = load_scenario(args.scenario)
+        if args.save is not None:
+            from core.session import record_scenario
+
+            recorded = record_scenario(scenario, args.until, args.seed)
+            result = recorded.result
+        else:
+            result = run_scenario(scenario, args.until, args.seed)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     # Every output is rendered before any is written, so a failure writes nothing.
@@ -179,6 +196,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         else:
             write_atomically(path, text)
+    if args.save is not None:
+        from core.session import SessionError, save_run
+
+        try:
+            save_run(recorded, args.save)
+        except SessionError as exc:
+            raise UsageError(str(exc)) from None
     return EXIT_OK
 
 
@@ -292,7 +316,14 @@ class _GuiUnavailable(Exception):
     """The desktop app cannot be loaded on this machine."""
 
 
-COMMANDS = {"run": _cmd_run, "dt": _cmd_dt, "layouts": _cmd_layouts, "gui": _cmd_gui}
+def _cmd_session(args: argparse.Namespace) -> int:
+    from inspector import cli_session
+
+    return cli_session.run(args)
+
+
+COMMANDS = {"run": _cmd_run, "dt": _cmd_dt, "layouts": _cmd_layouts, "gui": _cmd_gui,
+            "session": _cmd_session}
 
 
 # ---- plumbing ----------------------------------------------------------------------------
@@ -342,4 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m inspector.cli` runs this file as __main__; go through the real module so
+    # that UsageError raised by the command modules (inspector.cli.UsageError) is caught
+    from inspector.cli import main as _main
+
+    sys.exit(_main())
