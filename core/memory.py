@@ -267,6 +267,11 @@ class Plan:
         """Direct members of a struct/anonymous field (as ``dt`` lists them), or array elements."""
         kids = self._children.get(f.path)
         if kids is None:
+            mine = self._fields.get(f.path) or (self.try_field(f.path) if f.path else None)
+            if mine is not f and (mine is None or mine.offset != f.offset
+                                  or mine.layout is not f.layout):
+                # a field of another build's plan would cache its offsets here
+                raise PathError(f"{f.path or f.name}: a field of another build's plan")
             if f.kind == "struct":
                 kids = tuple(self._member(f.layout, m, f.offset, f.path) for m in f.layout.top_level)
             elif f.kind == "anonymous":

@@ -158,7 +158,8 @@ class KernelMemory:
             "Tcb.ApcState.Process": proc,
         }
         label = f"{t.process.name}:{t.tid}" if not t.is_idle else f"Idle thread {t.ideal}"
-        obj = sp.create("_ETHREAD", values, label=label, provider=lambda: self._thread_values(t))
+        obj = sp.create("_ETHREAD", values, label=label, process=proc,
+                        provider=lambda: self._thread_values(t))
         peb = self.peb.get(id(t.process))
         if peb is not None:
             teb = sp.create("_TEB", {"ClientId.UniqueProcess": t.pid,
