@@ -1,0 +1,444 @@
+"""The process tree: keyed-diff model, highlights, filter, columns, selection (pytest-qt)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtWidgets import QApplication
+
+from core.kernel import program as P
+from core.kernel.machine import Machine
+from inspector.process_model import (
+    AFFINITY, CLASS, CPU_PERCENT, CPU_TIME, EXIT_CODE, EXITED_COLOR, JOB, NAME, NEW_COLOR,
+    PARENT_PID, PID, PID_ROLE, PROTECTION, THREADS, USER_TIME, ZOMBIE_TEXT_COLOR,
+    ProcessTreeModel, ProcessTreeView, TextFilter, cpu_time_text, cpus_text, emit,
+    protection_text,
+)
+
+BG = Qt.ItemDataRole.BackgroundRole
+FG = Qt.ItemDataRole.ForegroundRole
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def proc(pid, name, parent=None, cpu=0.0, created=0.0, threads=1, **extra):
+    p = {"pid": pid, "name": name, "parent_pid": parent, "priority_class": "normal",
+         "base_priority": 8, "exit_code": 259, "exited": False, "jobs": [], "protection": "none",
+         "affinity": [0, 1], "foreground": False, "create_time_us": created,
+         "exit_time_us": None, "user_time_us": cpu, "kernel_time_us": 0.0,
+         "threads": [{"tid": pid + 1000 + i} for i in range(threads)]}
+    p.update(extra)
+    return p
+
+
+def state(time_us, *procs, cpus=2):
+    return {"time_us": time_us, "cpus": cpus, "processes": list(procs), "jobs": []}
+
+
+BOOT = (proc(0, "Idle"), proc(4, "System", parent=0), proc(8, "smss.exe", parent=4),
+        proc(12, "csrss.exe", parent=8), proc(16, "orphan.exe", parent=999))
+
+
+def tree(model, parent=QModelIndex(), column=NAME):
+    """{name: subtree} of the model as a view walks it."""
+    out = {}
+    for r in range(model.rowCount(parent)):
+        ix = model.index(r, column, parent)
+        out[ix.data()] = tree(model, model.index(r, 0, parent), column)
+    return out
+
+
+def find(model, name, parent=QModelIndex()):
+    for r in range(model.rowCount(parent)):
+        ix = model.index(r, 0, parent)
+        if ix.data() == name:
+            return ix
+        hit = find(model, name, ix)
+        if hit.isValid():
+            return hit
+    return QModelIndex()
+
+
+def cell(model, name, column):
+    ix = find(model, name)
+    return model.index(ix.row(), column, ix.parent()).data()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def model(clock):
+    return ProcessTreeModel(clock=clock, highlight_seconds=1.0)
+
+
+# ---- The model
+
+def test_first_fill_builds_the_parent_child_tree(model, qtmodeltester):
+    model.update(state(0, *BOOT))
+    qtmodeltester.check(model)
+    # Idle parents nothing on screen; a process whose parent is gone is a root.
+    assert tree(model) == {"Idle": {}, "System": {"smss.exe": {"csrss.exe": {}}},
+                           "orphan.exe": {}}
+    smss = find(model, "smss.exe")
+    assert [model.index(smss.row(), c, smss.parent()).data() for c in (PID, CLASS, THREADS)] \
+        == ["8", "Normal", "1"]
+    assert model.index(smss.row(), PARENT_PID, smss.parent()).data() == "4"
+    assert smss.data(PID_ROLE) == 8
+    assert model.parent(find(model, "csrss.exe")) == smss
+    # Nothing is highlighted at start-up: those processes were not "just created".
+    assert find(model, "csrss.exe").data(BG) is None
+
+
+def test_reused_parent_pid_does_not_adopt_an_older_process(model):
+    # PID 40 was reused by a process created after its "child": not its creator.
+    model.update(state(0, proc(40, "new-owner.exe", created=500.0),
+                       proc(44, "old-child.exe", parent=40, created=100.0)))
+    assert tree(model) == {"new-owner.exe": {}, "old-child.exe": {}}
+
+
+def test_update_is_a_keyed_diff_never_a_reset(model, qtbot, qtmodeltester, clock):
+    model.update(state(0, *BOOT))
+    model.update(state(500, *BOOT))  # the first interval: CPU % goes from unknown to 0
+    qtmodeltester.check(model)
+    changes = []
+    model.dataChanged.connect(lambda tl, br, roles=(): changes.append(
+        (tl.data(PID_ROLE), tl.column(), br.column())))
+    inserted = []
+    model.rowsInserted.connect(lambda parent, a, b: inserted.append(
+        (parent.data(PID_ROLE), a, b)))
+    with qtbot.assertNotEmitted(model.modelReset), \
+            qtbot.assertNotEmitted(model.layoutChanged):
+        model.update(state(1000, *BOOT[:3], proc(12, "csrss.exe", parent=8, cpu=400.0),
+                           BOOT[4], proc(20, "wininit.exe", parent=8, created=700.0),
+                           proc(24, "winlogon.exe", parent=8, created=800.0)))
+    # Only csrss.exe's CPU %, CPU time and user time changed; the two children of
+    # smss.exe came in one insertion at the end of its children, green from the start.
+    assert changes == [(12, CPU_PERCENT, USER_TIME)]
+    assert find(model, "wininit.exe").data(BG) == NEW_COLOR
+    assert inserted == [(8, 1, 2)]
+    assert tree(model)["System"] == {"smss.exe": {"csrss.exe": {}, "wininit.exe": {},
+                                                  "winlogon.exe": {}}}
+    qtmodeltester.check(model)
+
+
+def test_cpu_percent_is_the_time_delta_over_elapsed_time_and_cpus(model):
+    model.update(state(0, proc(8, "a.exe", cpu=0.0), proc(12, "b.exe", cpu=100.0)))
+    assert cell(model, "a.exe", CPU_PERCENT) == ""  # no interval yet
+    # 1 ms on 2 CPUs = 2 ms of CPU: 500 µs is 25 %; a process born in the interval
+    # counts all its time.
+    model.update(state(1000, proc(8, "a.exe", cpu=500.0), proc(12, "b.exe", cpu=100.004),
+                       proc(16, "c.exe", cpu=1000.0, created=10.0)))
+    assert cell(model, "a.exe", CPU_PERCENT) == "25.00"
+    assert cell(model, "b.exe", CPU_PERCENT) == "< 0.01"
+    assert cell(model, "c.exe", CPU_PERCENT) == "50.00"
+    assert cell(model, "c.exe", CPU_TIME) == "0:00:00.001"
+    # A paused source (same time) keeps the last figures instead of dividing by zero.
+    model.update(state(1000, proc(8, "a.exe", cpu=500.0), proc(12, "b.exe", cpu=100.004),
+                       proc(16, "c.exe", cpu=1000.0, created=10.0)))
+    assert cell(model, "a.exe", CPU_PERCENT) == "25.00"
+    model.update(state(2000, proc(8, "a.exe", cpu=500.0), proc(12, "b.exe", cpu=100.004),
+                       proc(16, "c.exe", cpu=3000.0, created=10.0)))
+    assert cell(model, "a.exe", CPU_PERCENT) == ""
+    assert cell(model, "c.exe", CPU_PERCENT) == "100.00"
+
+
+def test_new_processes_are_green_then_plain(model, clock, qtbot):
+    model.update(state(0, *BOOT))
+    model.update(state(1000, *BOOT, proc(20, "new.exe", parent=4, created=900.0)))
+    new = find(model, "new.exe")
+    assert new.data(BG) == NEW_COLOR
+    clock.now += 0.5
+    model.expire_highlights()
+    assert find(model, "new.exe").data(BG) == NEW_COLOR
+    clock.now += 0.6
+    with qtbot.waitSignal(model.dataChanged):
+        model.expire_highlights()
+    assert find(model, "new.exe").data(BG) is None
+
+
+def test_exited_processes_stay_red_then_go_and_orphans_move_to_the_top(
+        model, clock, qtbot, qtmodeltester):
+    model.update(state(0, *BOOT))
+    qtmodeltester.check(model)
+    without_smss = (BOOT[0], BOOT[1], BOOT[3], BOOT[4])
+    model.update(state(1000, *without_smss))
+    smss = find(model, "smss.exe")
+    assert smss.isValid() and smss.data(BG) == EXITED_COLOR
+    assert tree(model)["System"] == {"smss.exe": {"csrss.exe": {}}}
+    model.update(state(2000, *without_smss))  # still inside its highlight
+    assert find(model, "smss.exe").isValid()
+    clock.now += 1.5
+    moved = []
+    model.rowsInserted.connect(lambda parent, a, b: moved.append(
+        (parent.isValid(), model.index(a, 0, parent).data())))
+    with qtbot.waitSignal(model.rowsRemoved), qtbot.assertNotEmitted(model.modelReset):
+        model.expire_highlights()
+    assert moved == [(False, "csrss.exe")]  # the orphan went to the top level
+    assert not find(model, "smss.exe").isValid()
+    assert tree(model) == {"Idle": {}, "System": {}, "orphan.exe": {}, "csrss.exe": {}}
+    assert model.index_for_pid(8) == QModelIndex()
+    qtmodeltester.check(model)
+
+
+def test_an_exited_process_kept_by_a_handle_stays_visible_and_greyed(model, clock):
+    model.update(state(0, *BOOT))
+    zombie = proc(12, "csrss.exe", parent=8, exited=True, exit_code=0xC0000005,
+                  exit_time_us=900.0, threads=0)
+    model.update(state(1000, *BOOT[:3], zombie, BOOT[4]))
+    csrss = find(model, "csrss.exe")
+    assert csrss.data(BG) == EXITED_COLOR
+    assert model.index(csrss.row(), EXIT_CODE, csrss.parent()).data() == "0xC0000005"
+    clock.now += 2
+    model.update(state(2000, *BOOT[:3], zombie, BOOT[4]))
+    csrss = find(model, "csrss.exe")
+    assert csrss.data(BG) is None and csrss.data(FG) == ZOMBIE_TEXT_COLOR
+    assert "Still referenced by a handle" in csrss.data(Qt.ItemDataRole.ToolTipRole)
+    # When the last handle goes it disappears at once: it had its red moment.
+    model.update(state(3000, *BOOT[:3], BOOT[4]))
+    assert not find(model, "csrss.exe").isValid()
+
+
+def test_highlight_ends_on_its_own_timer(qtbot):
+    model = ProcessTreeModel(highlight_seconds=0.05)  # real clock and timer
+    model.update(state(0, *BOOT))
+    model.update(state(1000, *BOOT, proc(20, "quick.exe", created=900.0)))
+    assert find(model, "quick.exe").data(BG) == NEW_COLOR
+    qtbot.waitUntil(lambda: find(model, "quick.exe").data(BG) is None, timeout=2000)
+
+
+def test_a_live_source_with_unknown_fields_shows_blanks(model, qtmodeltester):
+    live = {"pid": 8, "name": "python", "parent_pid": None, "priority_class": None,
+            "base_priority": None, "threads": None, "user_time_us": None,
+            "kernel_time_us": None, "create_time_us": None, "jobs": None, "protection": None,
+            "affinity": None, "cmdline": ["python", "-m", "x"]}
+    model.update({"time_us": None, "cpus": None, "processes": [live, {"name": "no pid"}, 7]})
+    model.update({"time_us": None, "cpus": None, "processes": [live]})
+    qtmodeltester.check(model)
+    ix = find(model, "python")
+    texts = [model.index(ix.row(), c).data() for c in range(model.columnCount())]
+    assert texts[PID] == "8" and texts[NAME] == "python"
+    assert all(t == "" for i, t in enumerate(texts) if i not in (NAME, PID))
+
+
+def test_bad_state_is_a_one_line_error(model):
+    with pytest.raises(ValueError, match="must be a dict with a 'processes' list"):
+        model.update({"processes": "nope"})
+
+
+def test_emitting_from_python_keeps_true_alive(qtbot):
+    # PySide6 6.12's emit() takes a reference from the bool it returns; emit() gives
+    # it back, or a few hundred refreshes abort the interpreter (bool_dealloc).
+    model = ProcessTreeModel()
+    model.update(state(0, *BOOT))
+    before = sys.getrefcount(True)
+    for _ in range(2000):
+        emit(model.dataChanged, model.index(0, 0), model.index(0, 1))
+    assert sys.getrefcount(True) >= before
+
+
+def test_formatters():
+    assert cpu_time_text(3_723_456_000.0) == "1:02:03.456"
+    assert cpus_text([0, 1, 2, 3, 6, 8, 9]) == "0-3,6,8-9"
+    assert protection_text("pp-winsystem") == "PsProtectedSignerWinSystem"
+    assert protection_text("ppl-antimalware") == "PsProtectedSignerAntimalware-Light"
+    assert protection_text("none") == ""
+
+
+# ---- The view
+
+@pytest.fixture
+def view(qtbot, clock):
+    widget = ProcessTreeView(model=ProcessTreeModel(clock=clock))
+    qtbot.addWidget(widget)
+    widget.resize(900, 500)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.update_state(state(0, *BOOT, proc(20, "svchost.exe", parent=8, jobs=["ServiceJob"]),
+                              proc(24, "svchost.exe", parent=8),
+                              proc(28, "explorer.exe", parent=999)))
+    return widget
+
+
+def visible_names(view, parent=QModelIndex()):
+    proxy = view.proxy
+    names = []
+    for r in range(proxy.rowCount(parent)):
+        ix = proxy.index(r, 0, parent)
+        names.append(ix.data())
+        names.extend(visible_names(view, ix))
+    return names
+
+
+def test_tree_is_expanded_and_new_children_show(view):
+    smss = view.proxy.mapFromSource(view.model.index_for_pid(8))
+    assert view.tree.isExpanded(smss)
+    view.update_state(state(1000, *BOOT, proc(36, "child.exe", parent=16, created=900.0)))
+    orphan = view.proxy.mapFromSource(view.model.index_for_pid(16))
+    assert view.tree.isExpanded(orphan)
+
+
+def test_orphans_keep_their_subtree_open(view, clock):
+    # smss.exe (8) exits; csrss.exe and its new child move to the top level, open.
+    rest = [p for p in BOOT if p["pid"] != 8]
+    grandchild = proc(40, "conhost.exe", parent=12, created=10.0)
+    view.update_state(state(1000, *BOOT, grandchild))
+    view.update_state(state(2000, *rest, grandchild))
+    clock.now += 5
+    view.update_state(state(3000, *rest, grandchild))
+    csrss = view.proxy.mapFromSource(view.model.index_for_pid(12))
+    assert csrss.parent() == QModelIndex() and view.tree.isExpanded(csrss)
+    assert view.proxy.index(0, NAME, csrss).data() == "conhost.exe"
+
+
+def test_filter_substring_keeps_ancestors(view, qtbot):
+    qtbot.keyClicks(view.filter_edit, "CSRSS")  # applied once typing pauses
+    qtbot.waitUntil(lambda: visible_names(view) == ["System", "smss.exe", "csrss.exe"])
+    view.filter_edit.setText("servicej")  # the job name matches too
+    assert visible_names(view) == ["System", "smss.exe", "svchost.exe"]
+    view.filter_edit.setText("28")  # and the PID
+    assert visible_names(view) == ["explorer.exe"]
+
+
+def test_filter_regex_and_negation(view):
+    view.filter_edit.setText("re:^(idle|explorer)")
+    assert visible_names(view) == ["Idle", "explorer.exe"]
+    view.filter_edit.setText("!svchost")
+    assert "svchost.exe" not in visible_names(view)
+    assert "csrss.exe" in visible_names(view)
+    view.filter_edit.setText("-re:\\.exe$")
+    assert visible_names(view) == ["Idle", "System"]
+
+
+def test_an_invalid_regex_says_so_and_filters_nothing(view):
+    everything = visible_names(view)
+    view.filter_edit.setText("re:([")
+    assert visible_names(view) == everything
+    assert view.filter_edit.current.error.startswith("invalid regular expression '(['")
+    assert "\n" not in view.filter_edit.toolTip()
+
+
+def test_text_filter_rules():
+    assert TextFilter("").matches(["x"])
+    assert TextFilter("ab").matches(["xABy"]) and not TextFilter("ab").matches(["a b"])
+    assert TextFilter("!ab").matches(["zz"]) and not TextFilter("- ab").matches(["ab"])
+    assert TextFilter("re:a.c").matches(["ABC"])
+    assert not TextFilter("!").active
+
+
+def test_sorting_by_cpu_and_back_to_tree_order(view):
+    view.update_state(state(1000, *BOOT, proc(20, "svchost.exe", parent=8, cpu=900.0),
+                            proc(24, "svchost.exe", parent=8, cpu=100.0),
+                            proc(28, "explorer.exe", parent=999, cpu=1500.0)))
+    view.tree.sortByColumn(CPU_PERCENT, Qt.SortOrder.DescendingOrder)
+    roots = [view.proxy.index(r, 0).data() for r in range(view.proxy.rowCount())]
+    assert roots[0] == "explorer.exe"
+    smss = view.proxy.mapFromSource(view.model.index_for_pid(8))
+    kids = [view.proxy.index(r, PID, smss).data() for r in range(view.proxy.rowCount(smss))]
+    assert kids == ["20", "24", "12"]
+    view.tree.header().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    assert [view.proxy.index(r, 0).data() for r in range(view.proxy.rowCount())] == \
+        ["Idle", "System", "orphan.exe", "explorer.exe"]
+
+
+def test_column_chooser_shows_hides_and_round_trips(view, qtbot):
+    header = view.tree.header()
+    assert header.isSectionHidden(PARENT_PID) and header.isSectionHidden(AFFINITY)
+    assert not header.isSectionHidden(JOB) and not header.isSectionHidden(PROTECTION)
+    menu = view.column_chooser.menu()
+    actions = {a.text(): a for a in menu.actions() if a.text()}
+    assert not actions["Name"].isEnabled()  # the tree column stays
+    actions["Parent PID"].trigger()
+    actions["Protection"].trigger()
+    assert not header.isSectionHidden(PARENT_PID) and header.isSectionHidden(PROTECTION)
+    saved = view.header_state()
+
+    other = ProcessTreeView()
+    qtbot.addWidget(other)
+    assert other.tree.header().isSectionHidden(PARENT_PID)
+    assert other.restore_header_state(saved)
+    assert not other.tree.header().isSectionHidden(PARENT_PID)
+    assert other.tree.header().isSectionHidden(PROTECTION)
+    # Never every column: hiding the last shown one is refused.
+    for c in range(header.count()):
+        view.column_chooser.set_column_visible(c, False)
+    assert not header.isSectionHidden(NAME)
+
+
+def test_selection_emits_process_selected(view, qtbot):
+    with qtbot.waitSignal(view.processSelected) as blocker:
+        assert view.select_pid(12)
+    assert blocker.args == [12]
+    csrss = view.proxy.mapFromSource(view.model.index_for_pid(24))
+    rect = view.tree.visualRect(csrss)
+    with qtbot.waitSignal(view.processSelected) as blocker:
+        qtbot.mouseClick(view.tree.viewport(), Qt.MouseButton.LeftButton,
+                         pos=rect.center())
+    assert blocker.args == [24]
+    assert view.selected_pid() == 24
+    # Selecting a process the filter hides clears the filter.
+    view.filter_edit.setText("explorer")
+    assert view.select_pid(12) and view.filter_edit.text() == ""
+    assert not view.select_pid(4444)
+
+
+def test_ctrl_f_focuses_the_filter(view, qtbot):
+    view.activateWindow()
+    view.tree.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is view.tree)
+    qtbot.keyClick(view.tree, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: view.filter_edit.hasFocus())
+    assert view.filter_action.objectName() == "process_filter_action"
+
+
+# ---- The whole path: a simulated machine's state
+
+def test_a_simulated_machine_drives_the_tree(qtbot, qtmodeltester, clock):
+    machine = Machine(cpus=2)
+    shell = machine.create_process("shell.exe")
+    worker = machine.create_process("worker.exe", parent=shell, priority_class="high")
+    machine.create_thread(shell, program=[P.sleep(1_000_000_000)], name="ui")
+    machine.create_thread(worker, program=[P.cpu(30_000_000), P.exit_thread(7)])
+    machine.create_thread(worker, program=[P.cpu(10_000_000), P.sleep(1_000_000_000)])
+    model = ProcessTreeModel(clock=clock)
+    machine.run_until(5_000_000)
+    model.update(machine.state())
+    qtmodeltester.check(model)
+    assert tree(model) == {"Idle": {}, "System": {}, "shell.exe": {"worker.exe": {}}}
+    worker_ix = find(model, "worker.exe")
+    row = lambda c: model.index(worker_ix.row(), c, worker_ix.parent()).data()  # noqa: E731
+    assert (row(CLASS), row(THREADS)) == ("High", "2")
+    assert row(PROTECTION) == ""
+    assert find(model, "System").sibling(find(model, "System").row(), PROTECTION).data() \
+        == "PsProtectedSignerWinSystem"
+    # Until 10 ms both worker threads run, one per CPU: the whole machine.
+    machine.run_until(10_000_000)
+    model.update(machine.state())
+    assert row(CPU_PERCENT) == "100.00"
+    machine.run_until(20_000_000)  # one thread left: one CPU of two
+    model.update(machine.state())
+    assert row(CPU_PERCENT) == "50.00"
+    # The first thread exits at 30 ms: 10 ms of CPU in 40 ms on 2 CPUs.
+    machine.run_until(60_000_000)
+    model.update(machine.state())
+    assert row(CPU_PERCENT) == "12.50"
+    assert row(CPU_TIME) == "0:00:00.040"
+    # Terminate the worker: it leaves the state, turns red, and goes.
+    machine.terminate_process(worker, 1)
+    machine.run_until(61_000_000)
+    model.update(machine.state())
+    assert find(model, "worker.exe").data(BG) == EXITED_COLOR
+    clock.now += 5
+    model.update(machine.state())
+    assert tree(model) == {"Idle": {}, "System": {}, "shell.exe": {}}
+    qtmodeltester.check(model)
