@@ -13,29 +13,30 @@ from core import __version__
 
 PROG = "koi-inspector"
 
-# File types this version can open. None yet: scenarios and recorded sessions
-# come with the object inspector.
-OPENABLE_FILE_TYPES: tuple[str, ...] = ()
+# File types the app opens. Saved sessions (.koi) are read by `koi session`; replaying
+# them in the window is not in this version.
+OPENABLE_FILE_TYPES: tuple[str, ...] = (".toml",)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="KOI (Kernel Object Inspector): browse the Windows kernel structure "
-                    "layouts KOI ships for real Windows builds, as WinDbg's dt shows them.")
+        description="KOI (Kernel Object Inspector): watch a simulated Windows kernel's "
+                    "processes, threads and scheduler, with its objects laid out as real "
+                    "Windows builds lay them out. Without FILE it opens a booted Windows 10 "
+                    "desktop running the demo scenario.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "file", nargs="?", metavar="FILE",
-        help="a file to open (this version opens no file types yet; scenarios and "
-             "recorded sessions come in a later version)")
+        help="a scenario (.toml) to open instead of the demo")
     return parser
 
 
 def unsupported_file_message(path: str) -> str:
-    supported = ", ".join(OPENABLE_FILE_TYPES) or "none yet"
-    return (f"{PROG}: cannot open {path}: KOI {__version__} opens no files (supported file "
-            f"types: {supported}; scenarios and recorded sessions come in a later version). "
-            f"Start {PROG} without a FILE to browse structure layouts.")
+    supported = ", ".join(OPENABLE_FILE_TYPES)
+    return (f"{PROG}: cannot open {path}: the app opens scenarios ({supported}); a saved "
+            f"session (.koi) is read with 'koi session info'. Start {PROG} without a FILE "
+            f"for the demo machine.")
 
 
 def _report(message: str) -> None:
@@ -57,9 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version, or a usage error already printed
         return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 2
 
-    if args.file is not None:
+    import os
+
+    if args.file is not None and os.path.splitext(args.file)[1].lower() not in \
+            OPENABLE_FILE_TYPES:
         _report(unsupported_file_message(args.file))
         return 2
+    if args.file is not None:
+        from core.scenario import ScenarioError, load_scenario
+
+        try:
+            load_scenario(args.file)  # a bad scenario is reported before any window opens
+        except ScenarioError as exc:
+            _report(f"{PROG}: {exc}")
+            return 2
 
     from PySide6.QtWidgets import QApplication
 
@@ -70,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("KOI")
     app.setApplicationVersion(__version__)
     window = MainWindow()  # referenced until exec() returns, then freed with this frame
+    if args.file is not None:
+        window.open_path(args.file)
+    else:
+        window.load_default()
     window.show()
+    window.sim.start()
     return app.exec()
 
 

@@ -6,6 +6,8 @@ structure as a lazily expanded tree (`LayoutTreeModel`).
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import (
     QItemSelectionModel, QModelIndex, QSortFilterProxyModel, QStringListModel, Qt, Signal,
 )
@@ -157,11 +159,15 @@ class LayoutBrowser(QWidget):
     def _make_actions(self) -> None:
         def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
             act = QAction(text, self)
+            # "Copy as &dt Text" -> layout_copy_as_dt_text: names for tests and macros
+            act.setObjectName("layout_" + re.sub(r"\W+", "_", text.replace("&", "")).strip("_").lower())
             if shortcut is not None:
                 act.setShortcut(QKeySequence(shortcut))
             act.setStatusTip(tip)
             act.triggered.connect(slot)
-            self.addAction(act)  # shortcuts work wherever the browser is shown
+            # shortcuts work inside the browser only: the object view uses the same keys
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(act)
             return act
 
         self.copy_dt_action = action(

@@ -1,37 +1,130 @@
-"""KOI's main window: menus, status bar and the structure layout browser."""
+"""KOI's main window: the simulated machine's processes, threads, objects, CPU timeline
+and events, with the controls that run it.
+
+Layout (every pane is a dock the user can move; QSettings keeps the arrangement):
+Processes on the left, the Object inspector and the Layouts browser in the centre,
+Threads, CPU timeline and Event log along the bottom.  Selecting a process shows its
+threads and its _EPROCESS; selecting a thread (in the table, the timeline or the event
+log) shows its _ETHREAD.  After every simulation frame each view takes what changed.
+"""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
+from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import qVersion
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtCore import QSettings, Qt, qVersion
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QComboBox, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow,
+    QMessageBox, QTabWidget, QToolBar, QWidget,
+)
 
 from core import __version__
+from core.kernel.constants import CYCLES_PER_NS
 from core.layouts import Build, Catalogue, catalogue
+from core.scenario import ScenarioError
+from core.units import format_duration
+from inspector.event_log import EventLogView
 from inspector.layout_browser import LayoutBrowser
+from inspector.object_view import ObjectView
+from inspector.process_model import ProcessTreeView
+from inspector.simulation import SPEEDS, SimulationController, speed_label
+from inspector.thread_model import ThreadTableView
+from inspector.timeline import TimelineWidget
 
 WINDOW_TITLE = "KOI — Kernel Object Inspector"
+MAX_RECENT = 8
 
 BIT_POSITIONS = {
     "exact": "bit positions exact (from Microsoft symbols)",
     "derived": "bit positions derived from bitfield widths",
     "partly inferred": "bit positions partly inferred",
 }
+RELATIVE_PRIORITIES = ("idle", "lowest", "below_normal", "normal", "above_normal", "highest",
+                       "time_critical")
+PRIORITY_CLASSES = ("idle", "below_normal", "normal", "above_normal", "high", "realtime")
+
+
+class Dialogs:
+    """Every question the window asks the user, in one patchable place (tests replace
+    these methods instead of driving modal dialogs)."""
+
+    def __init__(self, parent: QWidget) -> None:
+        self.parent = parent
+
+    def choose(self, title: str, label: str, items: tuple[str, ...], current: str) -> str | None:
+        index = items.index(current) if current in items else 0
+        text, ok = QInputDialog.getItem(self.parent, title, label, list(items), index, False)
+        return text if ok else None
+
+    def integer(self, title: str, label: str, value: int, low: int, high: int) -> int | None:
+        number, ok = QInputDialog.getInt(self.parent, title, label, value, low, high)
+        return number if ok else None
+
+    def text(self, title: str, label: str, value: str = "") -> str | None:
+        text, ok = QInputDialog.getText(self.parent, title, label, text=value)
+        return text if ok else None
+
+    def open_file(self, title: str, filters: str) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self.parent, title, "", filters)
+        return path or None
+
+    def save_file(self, title: str, filters: str, suggested: str = "") -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self.parent, title, suggested, filters)
+        return path or None
+
+    def error(self, title: str, message: str) -> None:
+        QMessageBox.warning(self.parent, title, message)
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, cat: Catalogue | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, cat: Catalogue | None = None, parent: QWidget | None = None,
+                 controller: SimulationController | None = None,
+                 settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self._catalogue = cat or catalogue()
+        self.settings = settings or QSettings()
+        self.dialogs = Dialogs(self)
         self.setWindowTitle(WINDOW_TITLE)
-        self.resize(1200, 800)
+        self.resize(1400, 900)
+        self.setDockNestingEnabled(True)
 
+        self.sim = controller or SimulationController(self)
+        self.processes = ProcessTreeView()
+        self.threads = ThreadTableView()
+        self.object_view = ObjectView()
         self.browser = LayoutBrowser(self._catalogue)
-        self.setCentralWidget(self.browser)
+        self.timeline = TimelineWidget()
+        self.event_log = EventLogView()
+        self._trace_rows = 0
+        self._selected_pid = -1
+        self._selected_tid = -1
 
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("central_tabs")
+        self.tabs.addTab(self.object_view, "Object")
+        self.tabs.addTab(self.browser, "Layouts")
+        self.setCentralWidget(self.tabs)
+        self.process_dock = self._dock("Processes", self.processes,
+                                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.thread_dock = self._dock("Threads", self.threads,
+                                      Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.timeline_dock = self._dock("CPU Timeline", self.timeline,
+                                        Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.event_dock = self._dock("Event Log", self.event_log,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.thread_dock, self.timeline_dock)
+        self.tabifyDockWidget(self.timeline_dock, self.event_dock)
+        self.thread_dock.raise_()
+        self.resizeDocks([self.process_dock], [560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.thread_dock], [300], Qt.Orientation.Vertical)
+
+        self.time_label = QLabel()
+        self.time_label.setObjectName("sim_time")
         self.build_label = QLabel()
         self.build_label.setObjectName("build_status")
         self.warning_label = QLabel()
@@ -40,51 +133,557 @@ class MainWindow(QMainWindow):
         self.warning_label.setStyleSheet(
             "QLabel { background: #fff3cd; color: #664d03; border: 1px solid #d9b949;"
             " border-radius: 3px; padding: 0px 6px; }")
+        self.statusBar().addPermanentWidget(self.time_label)
         self.statusBar().addPermanentWidget(self.warning_label)
         self.statusBar().addPermanentWidget(self.build_label)
 
+        self._make_actions()
         self._make_menus()
-        self.browser.sig_build_changed.connect(self._on_build_changed)
-        self.browser.sig_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self._make_toolbar()
+        self._connect()
         self._on_build_changed(self.browser.build)
+        self._restore_settings()
+
+    # ------------------------------------------------------------------ construction
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower().replace(" ", "_") + "_dock")
+        dock.setWidget(widget)
+        dock.toggleViewAction().setObjectName("toggle_" + dock.objectName())
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, name: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())  # slots take no `checked`
+        return action
+
+    def _make_actions(self) -> None:
+        A = self._action
+        self.open_action = A("&Open Scenario...", "open_scenario", self.open_scenario_dialog,
+                             QKeySequence.StandardKey.Open, "Open a scenario (.toml)")
+        self.save_action = A("&Save Session...", "save_session", self.save_session_dialog,
+                             QKeySequence.StandardKey.Save,
+                             "Save what ran so far as a session file (.koi)")
+        self.export_processes_action = A("Export &Processes as CSV...", "export_processes",
+                                         lambda: self.export_csv("processes"))
+        self.export_threads_action = A("Export &Threads as CSV...", "export_threads",
+                                       lambda: self.export_csv("threads"))
+        self.export_timeline_action = A("Export CPU Timeline as &PNG...", "export_timeline",
+                                        self.export_timeline_png)
+        self.quit_action = A("&Quit", "quit", self.close, QKeySequence.StandardKey.Quit,
+                             "Quit KOI")
+        self.run_action = A("&Run", "run_pause", self.sim.toggle, QKeySequence("F5"),
+                            "Run or pause the simulation (F5)")
+        self.run_action.setCheckable(True)
+        self.step_event_action = A("Step &Event", "step_event", self.sim.step_event,
+                                   QKeySequence("Shift+F10"), "Process one kernel event")
+        self.step_tick_action = A("Step &Tick", "step_tick", self.sim.step_tick,
+                                  QKeySequence("F10"), "Run one clock tick (15.625 ms)")
+        self.step_switch_action = A("Step to Next &Switch", "step_switch",
+                                    self.sim.step_to_switch, QKeySequence("F11"),
+                                    "Run until the next context switch")
+        self.restart_action = A("Res&tart", "restart", self.restart, QKeySequence("Ctrl+R"),
+                                "Load the current scenario again from time 0")
+        self.speed_group = QActionGroup(self)
+        self.speed_actions = []
+        for speed in SPEEDS:
+            act = QAction(speed_label(speed), self, checkable=True)
+            act.setObjectName(f"speed_{speed_label(speed)}")
+            act.triggered.connect(lambda _=False, s=speed: self.set_speed(s))
+            self.speed_group.addAction(act)
+            self.speed_actions.append(act)
+        self.speed_actions[SPEEDS.index(1.0)].setChecked(True)
+        # actions on the selection
+        self.set_priority_action = A("Set &Priority...", "set_priority", self.set_priority)
+        self.suspend_action = A("&Suspend", "suspend_thread", self.suspend_thread)
+        self.resume_action = A("R&esume", "resume_thread", self.resume_thread)
+        self.terminate_thread_action = A("&Terminate Thread...", "terminate_thread",
+                                         self.terminate_thread)
+        self.set_ideal_action = A("Set &Ideal CPU...", "set_ideal_cpu", self.set_ideal_cpu)
+        self.set_affinity_action = A("Set &Affinity...", "set_affinity", self.set_affinity)
+        self.set_class_action = A("Set Priority &Class...", "set_priority_class",
+                                  self.set_priority_class)
+        self.set_foreground_action = A("Make &Foreground", "set_foreground",
+                                       self.set_foreground)
+        self.terminate_process_action = A("Terminate &Process...", "terminate_process",
+                                          self.terminate_process)
+        self.create_process_action = A("&Create Process...", "create_process",
+                                       self.create_process)
+        self.create_thread_action = A("Create &Thread...", "create_thread", self.create_thread)
+        self.about_action = A("&About KOI", "about", self.show_about,
+                              tip="Version, purpose and the sources of the layout data")
 
     def _make_menus(self) -> None:
-        b = self.browser
-        file_menu = self.menuBar().addMenu("&File")
-        self.quit_action = QAction("&Quit", self)
-        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        self.quit_action.setStatusTip("Quit KOI")
-        self.quit_action.triggered.connect(self.close)
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.setObjectName("recent_menu")
+        file_menu.addAction(self.save_action)
+        file_menu.addSeparator()
+        for act in (self.export_processes_action, self.export_threads_action,
+                    self.export_timeline_action):
+            file_menu.addAction(act)
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
-        edit_menu = self.menuBar().addMenu("&Edit")
+        b = self.browser
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.object_view.copy_dt_action)
         edit_menu.addAction(b.copy_rows_action)
         edit_menu.addAction(b.copy_dt_action)
         edit_menu.addSeparator()
+        edit_menu.addAction(self.processes.filter_action)
         edit_menu.addAction(b.find_type_action)
 
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.addAction(b.back_action)
-        view_menu.addAction(b.forward_action)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.object_view.back_action)
+        view_menu.addAction(self.object_view.forward_action)
+        view_menu.addSeparator()
+        for dock in (self.process_dock, self.thread_dock, self.timeline_dock, self.event_dock):
+            view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(b.open_type_action)
-        view_menu.addAction(b.expand_all_action)
-        view_menu.addAction(b.collapse_all_action)
-        view_menu.addSeparator()
         status_action = QAction("&Status Bar", self, checkable=True, checked=True)
+        status_action.setObjectName("toggle_status_bar")
         status_action.toggled.connect(self.statusBar().setVisible)
         view_menu.addAction(status_action)
 
-        help_menu = self.menuBar().addMenu("&Help")
-        self.about_action = QAction("&About KOI", self)
-        self.about_action.setStatusTip("Version, purpose and the sources of the layout data")
-        self.about_action.triggered.connect(self.show_about)
+        sim_menu = bar.addMenu("&Simulation")
+        for act in (self.run_action, self.step_event_action, self.step_tick_action,
+                    self.step_switch_action, self.restart_action):
+            sim_menu.addAction(act)
+        speed_menu = sim_menu.addMenu("S&peed")
+        for act in self.speed_actions:
+            speed_menu.addAction(act)
+
+        proc_menu = bar.addMenu("&Process")
+        for act in (self.create_process_action, self.set_class_action,
+                    self.set_foreground_action, self.terminate_process_action):
+            proc_menu.addAction(act)
+        thread_menu = bar.addMenu("&Thread")
+        for act in (self.create_thread_action, self.set_priority_action, self.set_affinity_action,
+                    self.set_ideal_action, self.suspend_action, self.resume_action,
+                    self.terminate_thread_action):
+            thread_menu.addAction(act)
+
+        help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
         about_qt = QAction("About &Qt", self)
+        about_qt.setObjectName("about_qt")
         about_qt.triggered.connect(QApplication.aboutQt)
         help_menu.addAction(about_qt)
 
+    def _make_toolbar(self) -> None:
+        bar = QToolBar("Simulation", self)
+        bar.setObjectName("simulation_toolbar")
+        for act in (self.run_action, self.step_event_action, self.step_tick_action,
+                    self.step_switch_action, self.restart_action):
+            bar.addAction(act)
+        self.speed_combo = QComboBox()
+        self.speed_combo.setObjectName("speed_combo")
+        self.speed_combo.setToolTip("Simulation speed: simulated time per wall-clock time")
+        for speed in SPEEDS:
+            self.speed_combo.addItem(speed_label(speed), speed)
+        self.speed_combo.setCurrentIndex(SPEEDS.index(1.0))
+        self.speed_combo.activated.connect(
+            lambda i: self.set_speed(self.speed_combo.itemData(i)))
+        bar.addWidget(QLabel(" Speed "))
+        bar.addWidget(self.speed_combo)
+        self.addToolBar(bar)
+
+    def _connect(self) -> None:
+        self.sim.frameAdvanced.connect(self.refresh)
+        self.sim.loaded.connect(self._on_loaded)
+        self.sim.runningChanged.connect(self._on_running)
+        self.processes.processSelected.connect(self.select_process)
+        self.threads.threadSelected.connect(self.select_thread)
+        self.timeline.threadClicked.connect(self.select_thread)
+        self.event_log.objectActivated.connect(self._on_event_object)
+        self.browser.sig_build_changed.connect(self._on_build_changed)
+        self.browser.sig_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.object_view.sig_message.connect(
+            lambda text: self.statusBar().showMessage(text, 4000))
+
+    # ------------------------------------------------------------------ loading
+    def load_default(self) -> None:
+        self.sim.load_default()
+
+    def open_path(self, path: str) -> bool:
+        """Open a scenario; a bad one is reported and the current machine stays."""
+        suffix = Path(path).suffix.lower()
+        if suffix != ".toml":
+            self.dialogs.error("Cannot open", f"{path}: KOI opens scenarios (.toml) in the "
+                                              "app; saved sessions open with 'koi session'.")
+            return False
+        try:
+            self.sim.load_scenario(path)
+        except (ScenarioError, OSError) as exc:
+            self.dialogs.error("Cannot open scenario", str(exc))
+            return False
+        self._remember_recent(path)
+        return True
+
+    def open_scenario_dialog(self) -> None:
+        path = self.dialogs.open_file("Open Scenario", "Scenarios (*.toml);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def restart(self) -> None:
+        source = self.sim.source
+        if source == "default" or not source:
+            self.sim.load_default()
+        else:
+            self.open_path(source)
+
+    def _on_loaded(self, source: str) -> None:
+        self._trace_rows = 0
+        m = self.sim.machine
+        self.timeline.set_trace(m.trace.columns(), m.now, m.state, cpus=m.ncpu)
+        self.event_log.model.clear()
+        name = "demo (desktop)" if source == "default" else Path(source).name
+        self.setWindowTitle(f"{name} — {WINDOW_TITLE}")
+        self.object_view.show_object(None)
+        self._selected_pid = self._selected_tid = -1
+
+    # ------------------------------------------------------------------ frames
+    def refresh(self) -> None:
+        """Bring every view up to the machine after a simulation frame."""
+        m = self.sim.machine
+        if m is None:
+            return
+        state = m.state()
+        self.processes.update_state(state)
+        self.threads.update_state(state)
+        new = self.sim.take_new_events()
+        if new:
+            self.event_log.model.append_events(new)
+        rows = m.trace.columns_since(self._trace_rows)
+        self.timeline.update_trace(rows, m.now, first_row=self._trace_rows)
+        self._trace_rows += len(rows["time"])
+        if self.object_view.current_object is not None:
+            self.object_view.refresh()
+        self.time_label.setText(
+            f"{format_duration(m.now // CYCLES_PER_NS)}  ·  "
+            f"{'running' if self.sim.running else 'paused'} at {speed_label(self.sim.speed)}")
+
+    def _on_running(self, running: bool) -> None:
+        self.run_action.setChecked(running)
+        self.run_action.setText("&Pause" if running else "&Run")
+        self.refresh()
+
+    def set_speed(self, speed: float | None) -> None:
+        self.sim.set_speed(speed)
+        self.speed_combo.setCurrentIndex(SPEEDS.index(speed))
+        self.speed_actions[SPEEDS.index(speed)].setChecked(True)
+        self.refresh()
+
+    # ------------------------------------------------------------------ selection
+    def select_process(self, pid: int) -> None:
+        self._selected_pid = pid
+        self.threads.set_process(pid if pid >= 0 else None)
+        m = self.sim.machine
+        proc = m.processes.get(pid) if m is not None and pid >= 0 else None
+        if proc is not None and self.sim.memory is not None:
+            self.object_view.show_object(self.sim.memory.process_object(proc))
+            self.tabs.setCurrentWidget(self.object_view)
+
+    def select_thread(self, pid: int, tid: int) -> None:
+        m = self.sim.machine
+        if m is None:
+            return
+        if pid != self._selected_pid:
+            self.processes.select_pid(pid)
+        self._selected_pid, self._selected_tid = pid, tid
+        self.threads.select_tid(tid)
+        self.timeline.select_thread(pid, tid)
+        thread = m.threads.get(tid) if tid > 0 else None
+        if thread is not None and self.sim.memory is not None:
+            obj = self.sim.memory.thread_object(thread)
+            if obj is not None:
+                self.object_view.show_object(obj)
+                self.tabs.setCurrentWidget(self.object_view)
+
+    def _on_event_object(self, kind: str, pid: int, tid: int) -> None:
+        if kind == "thread" and tid >= 0:
+            self.select_thread(pid, tid)
+        elif pid >= 0:
+            self.processes.select_pid(pid)
+
+    def selected_process(self):
+        m = self.sim.machine
+        return None if m is None else m.processes.get(self._selected_pid)
+
+    def selected_thread(self):
+        m = self.sim.machine
+        return None if m is None or self._selected_tid <= 0 else m.threads.get(self._selected_tid)
+
+    # ------------------------------------------------------------------ actions
+    def _need(self, what):
+        if what is None:
+            self.dialogs.error("Nothing selected", "Select a thread or process first.")
+        return what
+
+    def _report_last_error(self, ok, op: str) -> None:
+        if not ok and self.sim.machine.last_error:
+            from core.kernel.constants import ERROR_NAMES
+
+            code = self.sim.machine.last_error
+            self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})")
+        self.refresh()
+
+    def set_priority(self) -> None:
+        t = self._need(self.selected_thread())
+        if t is None:
+            return
+        level = self.dialogs.choose("Set Priority", f"Relative priority of thread {t.tid}:",
+                                    RELATIVE_PRIORITIES, "normal")
+        if level is not None:
+            self._report_last_error(self.sim.machine.set_thread_priority(t, level),
+                                    "SetThreadPriority")
+
+    def set_ideal_cpu(self) -> None:
+        t = self._need(self.selected_thread())
+        if t is None:
+            return
+        m = self.sim.machine
+        cpu = self.dialogs.integer("Set Ideal CPU", f"Ideal processor of thread {t.tid}:",
+                                   t.ideal, 0, m.ncpu - 1)
+        if cpu is not None:
+            self._report_last_error(m.set_ideal_processor(t, cpu) >= 0,
+                                    "SetThreadIdealProcessor")
+
+    def set_affinity(self) -> None:
+        t = self._need(self.selected_thread())
+        if t is None:
+            return
+        text = self.dialogs.text("Set Affinity", "CPUs (e.g. 0,1):",
+                                 ",".join(map(str, t.affinity_list)))
+        if text is None:
+            return
+        try:
+            cpus = [int(x) for x in text.replace(" ", "").split(",") if x]
+        except ValueError:
+            self.dialogs.error("Set Affinity", f"{text!r} is not a list of CPU numbers")
+            return
+        self._report_last_error(self.sim.machine.set_thread_affinity(t, cpus) != 0,
+                                "SetThreadAffinityMask")
+
+    def suspend_thread(self) -> None:
+        t = self._need(self.selected_thread())
+        if t is not None:
+            self._report_last_error(self.sim.machine.suspend_thread(t) >= 0, "SuspendThread")
+
+    def resume_thread(self) -> None:
+        t = self._need(self.selected_thread())
+        if t is not None:
+            self._report_last_error(self.sim.machine.resume_thread(t) >= 0, "ResumeThread")
+
+    def terminate_thread(self) -> None:
+        t = self._need(self.selected_thread())
+        if t is None:
+            return
+        code = self.dialogs.integer("Terminate Thread", f"Exit code for thread {t.tid}:",
+                                    1, -2**31, 2**31 - 1)
+        if code is not None:
+            self._report_last_error(self.sim.machine.terminate_thread(t, code),
+                                    "TerminateThread")
+
+    def set_priority_class(self) -> None:
+        p = self._need(self.selected_process())
+        if p is None:
+            return
+        cls = self.dialogs.choose("Set Priority Class", f"Priority class of {p.name}:",
+                                  PRIORITY_CLASSES, p.priority_class)
+        if cls is not None:
+            self._report_last_error(self.sim.machine.set_priority_class(p, cls),
+                                    "SetPriorityClass")
+
+    def set_foreground(self) -> None:
+        p = self._need(self.selected_process())
+        if p is not None:
+            self.sim.machine.set_foreground(p)
+            self.refresh()
+
+    def terminate_process(self) -> None:
+        p = self._need(self.selected_process())
+        if p is None:
+            return
+        code = self.dialogs.integer("Terminate Process", f"Exit code for {p.name}:",
+                                    1, -2**31, 2**31 - 1)
+        if code is not None:
+            self._report_last_error(self.sim.machine.terminate_process(p, code),
+                                    "TerminateProcess")
+
+    def create_process(self) -> None:
+        m = self.sim.machine
+        if m is None:
+            return
+        name = self.dialogs.text("Create Process", "Image name:", "app.exe")
+        if not name:
+            return
+        cls = self.dialogs.choose("Create Process", "Priority class:", PRIORITY_CLASSES,
+                                  "normal")
+        if cls is None:
+            return
+        from core.kernel import program as P
+
+        parent = self.selected_process()
+        proc = m.create_process(name, cls, parent=parent)
+        m.create_thread(proc, program=[P.cpu(200_000_000), P.sleep(50_000_000), P.repeat()],
+                        name=f"{name} main")
+        m.dispatch()
+        self.sim.memory.sync()
+        self.refresh()
+        self.processes.select_pid(proc.pid)
+
+    def create_thread(self) -> None:
+        p = self._need(self.selected_process())
+        if p is None:
+            return
+        m = self.sim.machine
+        level = self.dialogs.choose("Create Thread", f"Relative priority in {p.name}:",
+                                    RELATIVE_PRIORITIES, "normal")
+        if level is None:
+            return
+        from core.kernel import KernelError
+        from core.kernel import program as P
+
+        try:
+            t = m.create_thread(p, level, program=[P.cpu(100_000_000), P.sleep(20_000_000),
+                                                   P.repeat()])
+        except KernelError as exc:
+            self.dialogs.error("Create Thread", str(exc))
+            return
+        m.dispatch()
+        self.sim.memory.sync()
+        self.refresh()
+        self.select_thread(p.pid, t.tid)
+
+    # ------------------------------------------------------------------ files
+    def save_session_dialog(self) -> str | None:
+        if self.sim.recorder is None:
+            return None
+        path = self.dialogs.save_file("Save Session", "KOI sessions (*.koi)", "session.koi")
+        if not path:
+            return None
+        if not path.endswith(".koi"):
+            path += ".koi"
+        from core.session import SessionError
+
+        try:
+            self.sim.save_session(path)
+        except (SessionError, OSError) as exc:
+            self.dialogs.error("Save Session", str(exc))
+            return None
+        self.statusBar().showMessage(f"Saved the session to {path}", 4000)
+        return path
+
+    def export_csv(self, what: str) -> str | None:
+        m = self.sim.machine
+        if m is None:
+            return None
+        path = self.dialogs.save_file(f"Export {what.title()}", "CSV (*.csv)", f"{what}.csv")
+        if not path:
+            return None
+        state = m.state()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        if what == "processes":
+            keys = ("pid", "parent_pid", "name", "priority_class", "base_priority",
+                    "protection", "exit_code", "user_time_us", "kernel_time_us")
+            writer.writerow(keys + ("threads",))
+            for p in state["processes"]:
+                writer.writerow([p[k] for k in keys] + [len(p["threads"])])
+        else:
+            keys = ("pid", "tid", "name", "state", "wait_reason", "priority", "base_priority",
+                    "cpu", "ideal_cpu", "context_switches", "user_time_us", "kernel_time_us",
+                    "suspend_count")
+            writer.writerow(keys)
+            for p in state["processes"]:
+                for t in p["threads"]:
+                    writer.writerow([t[k] for k in keys])
+        from inspector.cli import write_atomically
+
+        write_atomically(path, out.getvalue())
+        self.statusBar().showMessage(f"Exported {what} to {path}", 4000)
+        return path
+
+    def export_timeline_png(self) -> str | None:
+        path = self.dialogs.save_file("Export CPU Timeline", "PNG image (*.png)", "timeline.png")
+        if not path:
+            return None
+        if not self.timeline.grab().save(path, "PNG"):
+            self.dialogs.error("Export CPU Timeline", f"Could not write {path}")
+            return None
+        self.statusBar().showMessage(f"Exported the CPU timeline to {path}", 4000)
+        return path
+
+    def _remember_recent(self, path: str) -> None:
+        recent = [p for p in self._recent() if p != path]
+        recent.insert(0, path)
+        self.settings.setValue("recent_files", recent[:MAX_RECENT])
+        self._fill_recent_menu()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in value or []]
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self._recent():
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self._recent()))
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            self.open_path(urls[0].toLocalFile())
+
+    # ------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        self.setAcceptDrops(True)
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        dock_state = self.settings.value("dock_state")
+        if dock_state is not None:
+            self.restoreState(dock_state)
+        for key, view in (("process_columns", self.processes), ("thread_columns", self.threads)):
+            data = self.settings.value(key)
+            if data is not None:
+                view.restore_header_state(data)
+        self._fill_recent_menu()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.sim.pause()
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("dock_state", self.saveState())
+        self.settings.setValue("process_columns", self.processes.header_state())
+        self.settings.setValue("thread_columns", self.threads.header_state())
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ build
     def _on_build_changed(self, build: Build) -> None:
+        self.sim.set_build(build)
+        if self.object_view.current_object is not None:
+            self.object_view.refresh()
         self.build_label.setText(
             f"{build.name} · {build.id} {build.arch} · "
             f"{BIT_POSITIONS.get(build.bit_positions, 'bit positions ' + build.bit_positions)}")
@@ -119,11 +718,11 @@ def about_text(cat: Catalogue) -> str:
             f"{BIT_POSITIONS.get(first.bit_positions, first.bit_positions)}.</li>")
     return (
         f"<h3>KOI {__version__}</h3>"
-        "<p><b>Kernel Object Inspector</b> shows the Windows NT kernel objects of a "
-        "simulated kernel (processes, threads, jobs), laid out as real Windows builds "
-        "lay them out.</p>"
-        f"<p>This version browses the structure layouts of {len(cat.builds)} Windows "
-        "builds, as WinDbg's <code>dt</code> shows them.</p>"
+        "<p><b>Kernel Object Inspector</b> shows the Windows NT process and thread manager "
+        "at work: a simulated kernel's processes, threads and scheduler decisions, with its "
+        "objects laid out as real Windows builds lay them out.</p>"
+        f"<p>Structure layouts of {len(cat.builds)} Windows builds, as WinDbg's "
+        "<code>dt</code> shows them.</p>"
         f"<p><b>Layout data</b></p><ul>{''.join(sources)}</ul>"
         "<p>Italic grey members mark data that KOI filled in or the source inferred; "
         "their tooltips say from where.</p>"

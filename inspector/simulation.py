@@ -25,12 +25,14 @@ from core.layouts import Build, catalogue
 from core.resources import resource_path
 from core.runner import Run, build_machine
 from core.scenario import load_scenario
+from core.session import Recorder
 
 DEFAULT_SCENARIO = "scenarios/demo.toml"
 FRAME_MS = 33  # ~30 frames a second
 BUDGET_S = 0.012  # wall time a frame may spend simulating
 SPEEDS = (0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, None)  # None: flat out
 EVENT_BUFFER = 200_000  # events kept for views that attach late
+RECORD_RETENTION_NS = 30 * 60 * 1_000_000_000  # the app records the last 30 simulated minutes
 
 
 def speed_label(speed: float | None) -> str:
@@ -53,6 +55,7 @@ class SimulationController(QObject):
         self.source = ""
         self.speed: float | None = 1.0
         self.memory: KernelMemory | None = None
+        self.recorder: Recorder | None = None
         self.events: deque[dict] = deque(maxlen=EVENT_BUFFER)
         self._new_events: list[dict] = []
         self._timer = QTimer(self)
@@ -83,6 +86,12 @@ class SimulationController(QObject):
         run.machine.subscribe(self._on_event)
         build = catalogue().find(scenario.system.build)
         self.memory = KernelMemory(run.machine, build)
+        # Recording is continuous and bounded: File > Save Session writes it out
+        self.recorder = Recorder(
+            run.machine, retention_ns=RECORD_RETENTION_NS, source="simulation",
+            build=build.id, arch=build.arch, name=Path(path).name,
+            description=scenario.source, past_events=list(run.events),
+            extra={"seed": scenario.system.seed})
         self.loaded.emit(self.source)
         self.frameAdvanced.emit()
         if was_running:
@@ -156,10 +165,19 @@ class SimulationController(QObject):
         target = m.now + duration_ns * CYCLES_PER_NS
         deadline = self._clock() + budget_s
         while m.now < target:
-            m.run_until_cycles(min(target, m.now + m.tick))
+            self._run_to(min(target, m.now + m.tick))
             if self._clock() >= deadline:
                 break
         self._after_advance()
+
+    def _run_to(self, cycles: int) -> None:
+        """Run the machine to `cycles`, sampling it for the recording on the way."""
+        m = self.machine
+        if self.recorder is None:
+            m.run_until_cycles(cycles)
+        else:
+            self.recorder.run_until(cycles // CYCLES_PER_NS,
+                                    advance=lambda ns: m.run_until_cycles(ns * CYCLES_PER_NS))
 
     def advance_for(self, budget_s: float) -> None:
         """Run as much simulated time as `budget_s` of wall time allows."""
@@ -168,7 +186,7 @@ class SimulationController(QObject):
             return
         deadline = self._clock() + budget_s
         while self._clock() < deadline:
-            m.run_until_cycles(m.now + m.tick)
+            self._run_to(m.now + m.tick)
         self._after_advance()
 
     def step_event(self) -> None:
@@ -181,8 +199,14 @@ class SimulationController(QObject):
     def step_tick(self) -> None:
         m = self.machine
         if m is not None:
-            m.run_until_cycles(m.now + m.tick)
+            self._run_to(m.now + m.tick)
             self._after_advance()
+
+    def save_session(self, path: str) -> None:
+        """Write the recording so far as a session file (atomically; SessionError)."""
+        if self.recorder is None:
+            raise ValueError("nothing is loaded")
+        self.recorder.save(path)
 
     def step_to_switch(self, limit_ticks: int = 64 * 10) -> None:
         """Run until the next context switch (or `limit_ticks` clock ticks pass)."""

@@ -26,8 +26,11 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def window(qtbot):
-    win = MainWindow()
+def window(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    win = MainWindow(settings=QSettings(str(tmp_path / "koi.ini"), QSettings.Format.IniFormat))
+    win.load_default()
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
@@ -71,8 +74,16 @@ def test_a_file_is_refused_with_exit_2_and_a_clear_message(capsys, tmp_path):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"cannot open {scenario}" in captured.err
-    assert "supported file types: none yet" in captured.err
+    assert "the app opens scenarios (.toml)" in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_a_bad_scenario_is_refused_before_a_window(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[system]\ncpus = 99\n")
+    assert app.main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml:2" in err and "cpus" in err and "Traceback" not in err
 
 
 def test_a_file_is_refused_in_a_fresh_process_without_traceback():
@@ -105,7 +116,7 @@ def test_main_opens_the_window_and_exits_with_the_event_loop(qapp, monkeypatch):
 
     monkeypatch.setattr(QApplication, "exec", fake_exec)
     assert app.main([]) == 0
-    assert seen["titles"] == [WINDOW_TITLE]
+    assert seen["titles"] == [f"demo (desktop) — {WINDOW_TITLE}"]
     assert qapp.applicationName() == "KOI"
     assert qapp.organizationName() == "KOI"
     assert qapp.applicationVersion() == __version__
@@ -114,10 +125,12 @@ def test_main_opens_the_window_and_exits_with_the_event_loop(qapp, monkeypatch):
 # ---- The main window
 
 def test_window_opens_and_closes(window):
-    assert window.windowTitle() == "KOI — Kernel Object Inspector"
+    assert window.windowTitle() == "demo (desktop) — KOI — Kernel Object Inspector"
     assert window.width() >= 1000 and window.height() >= 700
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Edit", "&View", "&Help"]
-    assert window.centralWidget() is window.browser
+    assert [a.text() for a in window.menuBar().actions()] == [
+        "&File", "&Edit", "&View", "&Simulation", "&Process", "&Thread", "&Help"]
+    assert window.centralWidget() is window.tabs
+    assert window.tabs.widget(1) is window.browser
     assert window.close()
     assert not window.isVisible()
 
@@ -167,3 +180,210 @@ def test_about_dialog(window, monkeypatch):
 def test_copy_message_reaches_the_status_bar(window):
     window.browser.copy_dt_action.trigger()
     assert window.statusBar().currentMessage().startswith("Copied dt nt!_EPROCESS")
+
+
+# ---- the simulated machine in the window
+
+class FakeDialogs:
+    """Answers the window's questions (window.dialogs) without modal dialogs."""
+
+    def __init__(self, **answers):
+        self.answers = answers
+        self.errors = []
+
+    def choose(self, title, label, items, current):
+        return self.answers.get("choose")
+
+    def integer(self, title, label, value, low, high):
+        return self.answers.get("integer")
+
+    def text(self, title, label, value=""):
+        return self.answers.get("text")
+
+    def open_file(self, title, filters):
+        return self.answers.get("open")
+
+    def save_file(self, title, filters, suggested=""):
+        return self.answers.get("save")
+
+    def error(self, title, message):
+        self.errors.append((title, message))
+
+
+def frames(window, n=3):
+    window.sim.set_speed(None)
+    for _ in range(n):
+        window.sim._frame()
+
+
+def pick_thread(window, process_name):
+    m = window.sim.machine
+    t = next(t for t in m.threads.values() if t.process.name == process_name)
+    window.select_thread(t.pid, t.tid)
+    return t
+
+
+def test_frames_fill_every_view(window):
+    frames(window)
+    assert window.sim.now_ns > 0
+    assert window.processes.model.process_count() >= 30
+    assert window.event_log.model.rowCount() > 0
+    assert window.timeline.timeline is not None
+    assert "paused" in window.time_label.text()
+
+
+def test_selecting_a_process_shows_threads_and_eprocess(window, qtbot):
+    frames(window, 1)
+    assert window.processes.select_pid(4)
+    assert window.object_view.current_object.type == "_EPROCESS"
+    assert window.object_view.current_object.label == "System"
+    assert window.threads.model.rowCount() == 11
+
+
+def test_selecting_a_thread_shows_ethread(window):
+    frames(window, 1)
+    t = pick_thread(window, "render.exe")
+    obj = window.object_view.current_object
+    assert obj.type == "_ETHREAD" and obj.field("Cid.UniqueThread").value == t.tid
+
+
+def test_run_pause_action(window, qtbot):
+    window.sim.set_speed(None)
+    with qtbot.waitSignal(window.sim.runningChanged):
+        window.run_action.trigger()
+    assert window.run_action.isChecked() and window.run_action.text() == "&Pause"
+    qtbot.waitUntil(lambda: window.sim.now_ns > 100_000_000, timeout=10000)
+    window.run_action.trigger()
+    assert not window.sim.running and window.run_action.text() == "&Run"
+
+
+def test_step_actions(window):
+    window.step_tick_action.trigger()
+    assert window.sim.now_ns == 15_625_000
+    before = len(window.sim.machine.trace)
+    window.step_switch_action.trigger()
+    assert len(window.sim.machine.trace) == before + 1
+    window.step_event_action.trigger()
+
+
+def test_speed_combo_and_menu_agree(window):
+    window.set_speed(0.001)
+    assert window.sim.speed == 0.001 and window.speed_combo.currentText() == "0.001x"
+    assert window.speed_actions[0].isChecked()
+
+
+def test_set_priority_and_suspend_resume(window):
+    frames(window, 1)
+    window.dialogs = FakeDialogs(choose="highest")
+    t = pick_thread(window, "editor.exe")
+    window.set_priority_action.trigger()
+    assert t.base == 10
+    window.suspend_action.trigger()
+    assert t.suspend_count == 1
+    window.resume_action.trigger()
+    assert t.suspend_count == 0
+    assert window.dialogs.errors == []
+
+
+def test_failed_call_is_shown_with_its_windows_name(window):
+    frames(window, 1)
+    window.dialogs = FakeDialogs(integer=5)
+    t = pick_thread(window, "editor.exe")
+    window.terminate_thread_action.trigger()
+    assert t.state_name == "Terminated"
+    window.resume_action.trigger()  # resuming a terminated thread is still fine (count 0)
+    window.dialogs.answers["choose"] = "highest"
+    window.set_priority_action.trigger()
+    assert window.dialogs.errors and "ERROR_ACCESS_DENIED" in window.dialogs.errors[-1][1]
+
+
+def test_process_actions(window):
+    frames(window, 1)
+    window.processes.select_pid(
+        next(p.pid for p in window.sim.machine.processes.values() if p.name == "notepad.exe"))
+    window.dialogs = FakeDialogs(choose="high", integer=3)
+    window.set_class_action.trigger()
+    p = window.selected_process()
+    assert p.priority_class == "high"
+    window.set_foreground_action.trigger()
+    assert p.foreground
+    window.terminate_process_action.trigger()
+    assert p.exited and p.exit_code == 3
+
+
+def test_create_process_and_thread(window):
+    frames(window, 1)
+    window.processes.select_pid(
+        next(p.pid for p in window.sim.machine.processes.values() if p.name == "explorer.exe"))
+    window.dialogs = FakeDialogs(text="new.exe", choose="above_normal")
+    window.create_process_action.trigger()
+    p = window.selected_process()
+    assert p.name == "new.exe" and p.priority_class == "above_normal"
+    assert window.sim.machine.processes[p.parent_pid].name == "explorer.exe"
+    window.dialogs.answers["choose"] = "lowest"
+    window.create_thread_action.trigger()
+    assert len(p.threads) == 2 and p.threads[1].base == 10 - 2
+
+
+def test_nothing_selected_is_an_error_not_a_crash(window):
+    window.dialogs = FakeDialogs()
+    window.suspend_action.trigger()
+    assert window.dialogs.errors[0][0] == "Nothing selected"
+
+
+def test_open_scenario_and_recent(window, tmp_path):
+    path = tmp_path / "one.toml"
+    path.write_text('[[process]]\nname = "p.exe"\n  [[process.thread]]\n  name = "T"\n'
+                    '  program = ["cpu 10ms"]\n')
+    window.dialogs = FakeDialogs(open=str(path))
+    window.open_action.trigger()
+    assert window.windowTitle().startswith("one.toml")
+    assert [a.text() for a in window.recent_menu.actions()] == [str(path)]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[system]\ncpus = 0\n")
+    assert not window.open_path(str(bad))
+    assert "bad.toml:2" in window.dialogs.errors[-1][1]
+    assert window.windowTitle().startswith("one.toml")  # the machine stayed
+
+
+def test_save_session_and_exports(window, tmp_path):
+    frames(window, 2)
+    from core.session import open_session
+
+    window.dialogs = FakeDialogs(save=str(tmp_path / "s.koi"))
+    assert window.save_action.isEnabled()
+    path = window.save_session_dialog()
+    with open_session(path) as session:
+        info = session.info()
+    assert info.switches > 0 and info.processes >= 30
+    window.dialogs.answers["save"] = str(tmp_path / "p.csv")
+    out = window.export_csv("processes")
+    assert Path(out).read_text().startswith("pid,parent_pid,name")
+    window.dialogs.answers["save"] = str(tmp_path / "t.csv")
+    assert "context_switches" in Path(window.export_csv("threads")).read_text().splitlines()[0]
+    window.dialogs.answers["save"] = str(tmp_path / "t.png")
+    assert Path(window.export_timeline_png()).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_build_switch_relays_out_the_shown_object(window):
+    frames(window, 1)
+    window.processes.select_pid(4)
+    obj = window.object_view.current_object
+    window.browser.set_build(catalogue().find("5.1.2600.5512", "x86"))
+    assert obj.space.build.id == "5.1.2600.5512"
+    assert obj.field("UniqueProcessId").offset == 0x84
+
+
+def test_every_action_has_an_object_name(window):
+    from PySide6.QtGui import QAction
+
+    def walk(actions):
+        for a in actions:
+            if a.menu() is not None:
+                yield from walk(a.menu().actions())
+            elif not a.isSeparator():
+                yield a
+
+    actions = list(walk(window.menuBar().actions()))
+    assert len(actions) > 30
+    assert [a.text() for a in actions if not a.objectName()] == []
