@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PySide6.QtCore import (
-    QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, QTimer, Signal,
+    QAbstractTableModel, QByteArray, QModelIndex, QObject, QSortFilterProxyModel, Qt, QTimer,
+    Signal,
 )
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -100,7 +101,8 @@ class EventLogModel(QAbstractTableModel):
     # ---- Public API
 
     def enqueue(self, event: dict) -> None:
-        """Queue one event (a Machine.subscribe callback); flushed in a batch soon."""
+        """Queue one event (a Machine.subscribe callback, on this model's thread);
+        the queue is appended in one batch when the event loop next runs."""
         self._pending.append(event)
         if not self._flush_timer.isActive():
             self._flush_timer.start()
@@ -466,6 +468,13 @@ class EventLogView(QWidget):
     def show_all_types(self) -> None:
         for action in self.type_actions.values():
             action.setChecked(True)
+
+    def header_state(self) -> QByteArray:
+        """Column order and widths, for QSettings."""
+        return self.table.horizontalHeader().saveState()
+
+    def restore_header_state(self, data: QByteArray | bytes) -> bool:
+        return self.table.horizontalHeader().restoreState(QByteArray(data))
 
     # ---- Slots
 

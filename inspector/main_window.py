@@ -360,9 +360,11 @@ class MainWindow(QMainWindow):
         if m is None:
             return
         state = m.state()
+        new = self.sim.take_new_events()
+        for event in new:  # so a process that came and went between frames still shows
+            self.processes.model.note_event(event)
         self.processes.update_state(state)
         self.threads.update_state(state)
-        new = self.sim.take_new_events()
         if new:
             self.event_log.model.append_events(new)
         rows = m.trace.columns_since(self._trace_rows)

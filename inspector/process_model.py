@@ -3,8 +3,10 @@
 `ProcessTreeModel.update(state)` takes a `Machine.state()`-shaped dict (a live source's
 has the same shape, possibly with None where it knows nothing, and extra keys) and
 applies a keyed diff: rows are inserted, removed, moved to the top level when their
-parent goes, and only the cells whose value changed are reported. Only the very first
-fill resets the model, so expansion, selection and scroll position survive refreshes.
+parent goes, and only the cells whose value changed are reported. The model is never
+reset, so expansion, selection and scroll position survive refreshes. Processes that
+start are green for a moment, ones that exit red, then gone; given the kernel's events
+(`note_event`), even a process that lived and died between two refreshes shows, red.
 
 A process is keyed by (pid, create time), psutil's identity rule, so a reused PID is a
 new process rather than a changed one; for the same reason a process whose "parent"
@@ -77,6 +79,13 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 PID_ROLE = Qt.ItemDataRole.UserRole + 2
 TID_ROLE = Qt.ItemDataRole.UserRole + 3
 
+# Plain ints: comparing with Qt's enum members costs an attribute lookup per cell.
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+
 # Process Explorer's defaults: new objects green, deleted objects red. The text on them
 # is forced black so a highlighted row reads the same in the dark palette.
 NEW_COLOR = QColor(70, 210, 70)
@@ -97,6 +106,7 @@ class Column(NamedTuple):
     tip: str
     numeric: bool = False
     shown: bool = True  # shown by default; the others wait in the column chooser
+    sample: str = ""  # a typical wide value, to size the column
 
 
 # ---- Formatters (None, meaning "the source does not know", is always blank)
@@ -153,7 +163,7 @@ def cpus_text(cpus) -> str:
         return ""
     if not isinstance(cpus, (list, tuple)):
         return str(cpus)
-    numbers = sorted(c for c in cpus if isinstance(c, int))
+    numbers = sorted(c for c in cpus if type(c) is int)
     parts: list[str] = []
     i = 0
     while i < len(numbers):
@@ -162,16 +172,18 @@ def cpus_text(cpus) -> str:
             j += 1
         parts.append(str(numbers[i]) if i == j else f"{numbers[i]}-{numbers[j]}")
         i = j + 1
+    parts.extend(str(c) for c in cpus if type(c) is not int)  # whatever else, as given
     return ",".join(parts)
 
 
 def cpu_mask(cpus) -> int | None:
-    if not isinstance(cpus, (list, tuple)):
+    """The affinity mask of a CPU list; None unless it is a list of CPU numbers."""
+    if not isinstance(cpus, (list, tuple)) or not all(type(c) is int and 0 <= c < 64
+                                                      for c in cpus):
         return None
     mask = 0
     for c in cpus:
-        if isinstance(c, int) and 0 <= c < 64:
-            mask |= 1 << c
+        mask |= 1 << c
     return mask
 
 
@@ -195,7 +207,9 @@ PRIORITY_CLASS_RANK = {name: rank for rank, name in enumerate(PRIORITY_CLASS_NAM
 def class_text(priority_class) -> str:
     if priority_class is None:
         return ""
-    return PRIORITY_CLASS_NAMES.get(priority_class, str(priority_class))
+    if not isinstance(priority_class, str):
+        return str(priority_class)
+    return PRIORITY_CLASS_NAMES.get(priority_class, priority_class)
 
 
 # The PS_PROTECTED_SIGNER names Process Explorer prints in its Protection column.
@@ -377,8 +391,15 @@ class ColumnChooser(QObject):
         header.customContextMenuRequested.connect(self._show_menu)
 
     def reset(self) -> None:
+        """The default columns, each wide enough for its title and a typical value."""
+        header = self._header
+        metrics = header.fontMetrics()
         for i, col in enumerate(self._columns):
-            self._header.setSectionHidden(i, not col.shown)
+            header.setSectionHidden(i, not col.shown)
+            # Room for the sort arrow beside the title.
+            width = max(metrics.horizontalAdvance(col.title) + 28,
+                        metrics.horizontalAdvance(col.sample) + 16)
+            header.resizeSection(i, width)
 
     def set_column_visible(self, column: int, visible: bool) -> bool:
         """Show or hide `column`; refused for a mandatory column or the last shown one."""
@@ -387,8 +408,6 @@ class ColumnChooser(QObject):
             if column in self._always or shown == [column]:
                 return False
         self._header.setSectionHidden(column, not visible)
-        if visible and self._header.sectionSize(column) < self._header.minimumSectionSize() * 2:
-            self._header.resizeSection(column, self._header.defaultSectionSize())
         return True
 
     def menu(self) -> QMenu:
@@ -453,15 +472,12 @@ def mark_colours(mark: int, role: int):
     """Background/foreground of a highlighted row, or None."""
     if mark == MARK_NONE:
         return None
-    if role == _BACKGROUND_ROLE:
+    if role == _BACKGROUND:
         return NEW_COLOR if mark == MARK_NEW else EXITED_COLOR
-    if role == _FOREGROUND_ROLE:
+    if role == _FOREGROUND:
         return HIGHLIGHT_TEXT_COLOR
     return None
 
-
-_BACKGROUND_ROLE = int(Qt.ItemDataRole.BackgroundRole)
-_FOREGROUND_ROLE = int(Qt.ItemDataRole.ForegroundRole)
 
 
 def make_timer(owner: QObject, slot) -> Callable[[float], None]:
@@ -480,25 +496,33 @@ def make_timer(owner: QObject, slot) -> Callable[[float], None]:
 # ---- The model
 
 PROCESS_COLUMNS = (
-    Column("Name", "Image name of the process"),
-    Column("PID", "Process ID (the CID of its EPROCESS)", True),
-    Column("Class", "Priority class (SetPriorityClass)"),
+    Column("Name", "Image name of the process", sample="MsMpEngService.exe"),
+    Column("PID", "Process ID (the CID of its EPROCESS)", True, sample="99999"),
+    Column("Class", "Priority class (SetPriorityClass)", sample="Below normal"),
     Column("Base priority", "The process's base priority (KPROCESS.BasePriority), from its class",
-           True),
+           True, sample="31"),
     Column("Threads", "Thread objects of the process, including exited ones still referenced",
-           True),
+           True, sample="9999"),
     Column("CPU %", "Share of all CPUs used since the previous refresh "
-                    "(user + kernel time delta / elapsed time / CPU count)", True),
-    Column("CPU time", "User + kernel time the process's threads have used (h:mm:ss.mmm)", True),
-    Column("Job", "Jobs the process belongs to, innermost first"),
-    Column("Protection", "Protected process level (PS_PROTECTION): PP or PPL and signer"),
-    Column("Parent PID", "PID of the creating process (it may have exited)", True, False),
-    Column("Create time", "When the process was created (simulated seconds)", True, False),
-    Column("Exit time", "When the process exited (simulated seconds)", True, False),
-    Column("Exit code", "Exit status of an exited process", True, False),
-    Column("Affinity", "Processors the process's threads may run on", False, False),
-    Column("User time", "User-mode CPU time (h:mm:ss.mmm)", True, False),
-    Column("Kernel time", "Kernel-mode CPU time (h:mm:ss.mmm)", True, False),
+                    "(user + kernel time delta / elapsed time / CPU count)", True,
+           sample="100.00"),
+    Column("CPU time", "User + kernel time the process's threads have used (h:mm:ss.mmm)", True,
+           sample="0:00:00.000"),
+    Column("Job", "Jobs the process belongs to, innermost first", sample="ServiceJob"),
+    Column("Protection", "Protected process level (PS_PROTECTION): PP or PPL and signer",
+           sample="PsProtectedSignerWinTcb-Light"),
+    Column("Parent PID", "PID of the creating process (it may have exited)", True, False,
+           sample="99999"),
+    Column("Create time", "When the process was created (simulated seconds)", True, False,
+           sample="000.000000"),
+    Column("Exit time", "When the process exited (simulated seconds)", True, False,
+           sample="000.000000"),
+    Column("Exit code", "Exit status of an exited process", True, False, sample="0xC0000005"),
+    Column("Affinity", "Processors the process's threads may run on", False, False,
+           sample="0-3,8-11"),
+    Column("User time", "User-mode CPU time (h:mm:ss.mmm)", True, False, sample="0:00:00.000"),
+    Column("Kernel time", "Kernel-mode CPU time (h:mm:ss.mmm)", True, False,
+           sample="0:00:00.000"),
 )
 (NAME, PID, CLASS, BASE, THREADS, CPU_PERCENT, CPU_TIME, JOB, PROTECTION, PARENT_PID,
  CREATE_TIME, EXIT_TIME, EXIT_CODE, AFFINITY, USER_TIME, KERNEL_TIME) = range(len(PROCESS_COLUMNS))
@@ -528,7 +552,7 @@ def _process_sort_key(column: int, value):
     if column == NAME:
         return _name_text(value).casefold()
     if column == CLASS:
-        return PRIORITY_CLASS_RANK.get(value, -1)
+        return PRIORITY_CLASS_RANK.get(value, -1) if isinstance(value, str) else -1
     if column == JOB:
         return _jobs_text(value).casefold()
     if column == PROTECTION:
@@ -582,17 +606,17 @@ class _ProcessNode:
         self.mark_until = 0.0
 
 
+def identity_time(value):
+    """A create time usable in a key: a number, else None (a source that cannot
+    say when an object was created)."""
+    return value if is_number(value) else None
+
+
 def _process_key(p: dict):
-    return (p.get("pid"), p.get("create_time_us"))
+    return (p.get("pid"), identity_time(p.get("create_time_us")))
 
 
 _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-# Plain ints: comparing with Qt's enum members costs an attribute lookup per cell.
-_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
-_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
-_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
-_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
-_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
 _UNSERVED_ROLES = frozenset(int(r) for r in (
     Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.FontRole, Qt.ItemDataRole.CheckStateRole,
     Qt.ItemDataRole.EditRole, Qt.ItemDataRole.SizeHintRole, Qt.ItemDataRole.StatusTipRole,
@@ -628,6 +652,7 @@ class ProcessTreeModel(QStandardItemModel):
         self._last_time_us: float | None = None
         self._last_wall: float | None = None
         self._cpus = None
+        self._events: dict[int, dict] = {}  # pid -> process seen created by note_event()
         self.highlights = Highlights(clock, highlight_seconds,
                                      make_timer(self, self.expire_highlights))
 
@@ -646,7 +671,9 @@ class ProcessTreeModel(QStandardItemModel):
         removed, moved, and dataChanged for the changed cells; never a reset."""
         if not isinstance(state, dict) or not isinstance(state.get("processes"), list):
             raise ValueError("a process state must be a dict with a 'processes' list")
-        procs = [p for p in state["processes"] if isinstance(p, dict) and p.get("pid") is not None]
+        # A process without an integer PID cannot be told apart from the others: skipped.
+        procs = [p for p in state["processes"]
+                 if isinstance(p, dict) and isinstance(p.get("pid"), int)]
         now_us = state.get("time_us")
         wall = self.highlights.clock()
         if is_number(now_us) and is_number(self._last_time_us):
@@ -657,6 +684,7 @@ class ProcessTreeModel(QStandardItemModel):
             elapsed = None
         self._cpus = state.get("cpus")
         if not self._filled:
+            self._events.clear()  # before the first state: nothing to compare with
             self._first_fill(procs)
         else:
             self.expire_highlights()
@@ -664,6 +692,24 @@ class ProcessTreeModel(QStandardItemModel):
         if elapsed is None or elapsed > 0:  # a paused source keeps the last CPU %
             self._last_time_us = now_us if is_number(now_us) else None
             self._last_wall = wall
+
+    def note_event(self, event: dict) -> None:
+        """Take a kernel event (formats.md §3; a Machine.subscribe callback). A process
+        that starts and exits between two states is then shown at the next update(),
+        red for a moment, instead of never: what Process Explorer misses."""
+        if not isinstance(event, dict) or not isinstance(event.get("pid"), int):
+            return
+        kind, pid = event.get("type"), event["pid"]
+        if kind == "process_create":
+            self._events[pid] = {
+                "pid": pid, "name": event.get("name"), "parent_pid": event.get("parent_pid"),
+                "create_time_us": event.get("time_us"), "exited": False,
+                "exit_time_us": None, "exit_code": None, "jobs": [],
+                "short_lived": True}
+        elif kind == "process_exit" and pid in self._events:
+            info = self._events[pid]
+            info.update(exited=True, exit_code=event.get("exit_code"),
+                        exit_time_us=event.get("time_us"))
 
     def expire_highlights(self) -> None:
         """End the highlights whose time is over: new rows lose their green, exited
@@ -792,7 +838,7 @@ class ProcessTreeModel(QStandardItemModel):
         """The node's parent among `candidates` (pid -> node), else the root."""
         ppid = node.info.get("parent_pid")
         # Idle (pid 0) parents nothing on screen: System and orphans are roots.
-        if ppid is None or ppid == 0 or ppid == node.pid:
+        if not isinstance(ppid, int) or ppid == 0 or ppid == node.pid:
             return self._root
         parent = candidates.get(ppid)
         if parent is None or parent is node:
@@ -842,7 +888,8 @@ class ProcessTreeModel(QStandardItemModel):
         changed: list[tuple[_ProcessNode, int, int]] = []  # node, first and last column
         seen: set = set()
         for p in procs:
-            key = (p.get("pid"), p.get("create_time_us"))
+            created = p.get("create_time_us")
+            key = (p["pid"], created if type(created) is float else identity_time(created))
             if key in seen:
                 continue
             seen.add(key)
@@ -912,6 +959,26 @@ class ProcessTreeModel(QStandardItemModel):
             self._remove_nodes(remove_now)
         if new:
             self._insert_nodes(new)
+        flashes = self._short_lived(seen)
+        if flashes:
+            self._insert_nodes(flashes, MARK_EXITED)
+
+    def _short_lived(self, in_state: set) -> list[_ProcessNode]:
+        """Nodes for the processes that note_event() saw start and exit since the last
+        state: no state ever lists them, and without this no refresh would show them."""
+        events, self._events = self._events, {}
+        if self.highlights.seconds <= 0:
+            return []
+        flashes = []
+        for info in events.values():
+            key = _process_key(info)
+            if not info["exited"] or key in in_state or key in self._by_key:
+                continue
+            node = self._new_node(info)
+            node.values = process_values(info, None, None)
+            node.exited = node.gone = True
+            flashes.append(node)
+        return flashes
 
     def _report_changes(self, changed: list[tuple[_ProcessNode, int, int]]) -> None:
         """One dataChanged per run of adjacent changed siblings, over the columns that
@@ -936,10 +1003,17 @@ class ProcessTreeModel(QStandardItemModel):
                      self.index(bottom, last, parent_index))
                 i += 1
 
-    def _insert_nodes(self, new: list[_ProcessNode]) -> None:
-        for node in new:
-            self._by_key[node.key] = node
-            self._by_pid[node.pid] = node
+    def _insert_nodes(self, new: list[_ProcessNode], kind: int = MARK_NEW) -> None:
+        """Insert processes new in the state (green), or ones that started and exited
+        between two states (red, and not part of the state: `kind` MARK_EXITED)."""
+        if kind == MARK_NEW:
+            for node in new:
+                self._by_key[node.key] = node
+                self._by_pid[node.pid] = node
+            candidates = self._by_pid
+        else:  # a live process that reused the PID stays the owner of that PID
+            candidates = {node.pid: node for node in new}
+            candidates.update(self._by_pid)
         pending = {node.uid: node for node in new}
         # Level by level: nodes whose parent is already shown, grouped per parent so
         # siblings born together arrive in one insertion.
@@ -947,7 +1021,7 @@ class ProcessTreeModel(QStandardItemModel):
             groups: dict[int, list[_ProcessNode]] = {}
             parents: dict[int, _ProcessNode] = {}
             for node in pending.values():
-                parent = self._parent_for(node, self._by_pid)
+                parent = self._parent_for(node, candidates)
                 if parent.uid in pending:
                     continue  # after its parent
                 groups.setdefault(parent.uid, []).append(node)
@@ -957,8 +1031,8 @@ class ProcessTreeModel(QStandardItemModel):
                 parents = {0: self._root}
             for uid, nodes in groups.items():
                 parent = parents[uid]
-                for node in nodes:  # green from the start: no dataChanged needed
-                    self.highlights.mark(node.uid, node, MARK_NEW)
+                for node in nodes:  # coloured from the start: no dataChanged needed
+                    self.highlights.mark(node.uid, node, kind)
                     node.parent = parent
                     self._adopt(node)
                     del pending[node.uid]
@@ -973,14 +1047,15 @@ class ProcessTreeModel(QStandardItemModel):
             if node.uid not in removing:
                 continue
             item = node.item
-            for row in range(item.rowCount() - 1, -1, -1):
+            taken = []
+            for row in range(item.rowCount() - 1, -1, -1):  # bottom-up: rows stay valid
                 child = self._by_item.get(id(item.child(row)))
                 if child is not None and child.uid not in removing:
                     item.takeRow(row)
                     child.parent = self._root
-                    orphans.append(child)
+                    taken.append(child)
+            orphans.extend(reversed(taken))
         if orphans:
-            orphans.reverse()  # taken bottom-up: keep their order
             self._root.item.appendRows([child.item for child in orphans])
         # A node below another removed node goes with it.
         tops = []
@@ -1052,6 +1127,9 @@ class ProcessTreeModel(QStandardItemModel):
             lines.append(f"Class: {class_text(v[CLASS]) or 'n/a'}, base priority "
                          f"{number_text(v[BASE]) or 'n/a'}")
             lines.append(f"Created at {seconds_text(v[CREATE_TIME]) or 'n/a'} s")
+            if node.info.get("short_lived"):
+                lines.append("Started and exited between two refreshes (seen in the "
+                             "kernel's events)")
             if node.exited or node.gone:
                 lines.append(f"Exited at {seconds_text(v[EXIT_TIME]) or 'n/a'} s, exit code "
                              f"{exit_code_text(v[EXIT_CODE]) or 'n/a'}")
@@ -1141,7 +1219,6 @@ class ProcessTreeView(QWidget):
         self.tree.setSortingEnabled(True)
         self.column_chooser = ColumnChooser(header, PROCESS_COLUMNS, always_shown=(NAME,))
         self.column_chooser.reset()
-        header.resizeSection(NAME, self.fontMetrics().horizontalAdvance("W" * 18))
 
         self.filter_action = QAction("&Filter Processes", self)
         self.filter_action.setObjectName("process_filter_action")
@@ -1229,7 +1306,7 @@ class ProcessTreeView(QWidget):
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         pid = current.data(PID_ROLE) if current.isValid() else None
-        self._emit_selection(-1 if pid is None else pid)
+        self._emit_selection(pid if isinstance(pid, int) else -1)
 
     def _check_selection(self) -> None:
         if not self.tree.currentIndex().isValid():

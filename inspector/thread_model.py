@@ -24,30 +24,36 @@ from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout
 from inspector.process_model import (
     DEFAULT_HIGHLIGHT_SECONDS, MARK_EXITED, MARK_NEW, MARK_NONE, NUMERIC_ALIGNMENT, PID_ROLE,
     SORT_ROLE, TID_ROLE, Column, ColumnChooser, Highlights, Index, as_tuple, cpu_mask,
-    cpu_time_text, cpu_total, cpus_text, exit_code_text, is_number, make_timer,
-    emit, mark_colours, number_text, percent_from, percent_rate, percent_text, seconds_text,
-    us_text,
+    cpu_time_text, cpu_total, cpus_text, emit, exit_code_text, identity_time, is_number,
+    make_timer, mark_colours, number_text, percent_from, percent_rate, percent_text,
+    seconds_text, us_text,
 )
 
 THREAD_COLUMNS = (
-    Column("TID", "Thread ID (the CID of its ETHREAD)", True),
-    Column("Name", "Thread description (SetThreadDescription)"),
-    Column("State", "KTHREAD_STATE: Running, Ready, Standby, Waiting, Terminated, ..."),
-    Column("Wait reason", "KWAIT_REASON of a waiting thread"),
-    Column("Priority", "Current (dynamic) priority, boosts included", True),
-    Column("Base", "Base priority: class base + relative priority", True),
-    Column("CPU", "Processor the thread runs or last ran on (blank: never ran)", True),
-    Column("Ideal CPU", "Ideal processor (SetThreadIdealProcessor)", True),
-    Column("Affinity", "Processors the thread may run on"),
-    Column("Context switches", "Times the thread was switched in", True),
-    Column("CPU time", "User + kernel time (h:mm:ss.mmm)", True),
-    Column("Suspend count", "SuspendThread count; non-zero means it cannot run", True),
-    Column("Fiber", "The thread's current fiber"),
-    Column("CPU %", "Share of all CPUs used since the previous refresh", True, False),
-    Column("User time", "User-mode CPU time (h:mm:ss.mmm)", True, False),
-    Column("Kernel time", "Kernel-mode CPU time (h:mm:ss.mmm)", True, False),
-    Column("Create time", "When the thread was created (simulated seconds)", True, False),
-    Column("Exit code", "Exit status of a terminated thread", True, False),
+    Column("TID", "Thread ID (the CID of its ETHREAD)", True, sample="99999"),
+    Column("Name", "Thread description (SetThreadDescription)", sample="SystemWorker0"),
+    Column("State", "KTHREAD_STATE: Running, Ready, Standby, Waiting, Terminated, ...",
+           sample="Terminated"),
+    Column("Wait reason", "KWAIT_REASON of a waiting thread", sample="WrCpuRateControl"),
+    Column("Priority", "Current (dynamic) priority, boosts included", True, sample="31"),
+    Column("Base", "Base priority: class base + relative priority", True, sample="31"),
+    Column("CPU", "Processor the thread runs or last ran on (blank: never ran)", True,
+           sample="63"),
+    Column("Ideal CPU", "Ideal processor (SetThreadIdealProcessor)", True, sample="63"),
+    Column("Affinity", "Processors the thread may run on", sample="0-3,8-11"),
+    Column("Context switches", "Times the thread was switched in", True, sample="999999"),
+    Column("CPU time", "User + kernel time (h:mm:ss.mmm)", True, sample="0:00:00.000"),
+    Column("Suspend count", "SuspendThread count; non-zero means it cannot run", True,
+           sample="127"),
+    Column("Fiber", "The thread's current fiber", sample="MainFiber"),
+    Column("CPU %", "Share of all CPUs used since the previous refresh", True, False,
+           sample="100.00"),
+    Column("User time", "User-mode CPU time (h:mm:ss.mmm)", True, False, sample="0:00:00.000"),
+    Column("Kernel time", "Kernel-mode CPU time (h:mm:ss.mmm)", True, False,
+           sample="0:00:00.000"),
+    Column("Create time", "When the thread was created (simulated seconds)", True, False,
+           sample="000.000000"),
+    Column("Exit code", "Exit status of a terminated thread", True, False, sample="0xC0000005"),
 )
 (TID, NAME, STATE, WAIT_REASON, PRIORITY, BASE, CPU, IDEAL_CPU, AFFINITY, CONTEXT_SWITCHES,
  CPU_TIME, SUSPEND_COUNT, FIBER, CPU_PERCENT, USER_TIME, KERNEL_TIME, CREATE_TIME,
@@ -116,7 +122,9 @@ def _keyed_threads(threads) -> list[tuple[tuple, dict]]:
     for t in threads if isinstance(threads, list) else ():
         if not isinstance(t, dict):
             continue
-        base = (t.get("tid"), t.get("create_time_us"))
+        if not isinstance(t.get("tid"), int):
+            continue  # cannot be told apart from the others
+        base = (t["tid"], identity_time(t.get("create_time_us")))
         n = seen.get(base, 0)
         seen[base] = n + 1
         out.append((base + (n,), t))
@@ -431,6 +439,7 @@ class ThreadTableView(QWidget):
     # ---- Public API
 
     def set_process(self, pid: int | None) -> None:
+        self._selected = None  # a thread selected again after a switch is news again
         self.model.set_process(pid)
         self._update_title()
 

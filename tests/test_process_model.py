@@ -12,7 +12,7 @@ from core.kernel import program as P
 from core.kernel.machine import Machine
 from inspector.process_model import (
     AFFINITY, CLASS, CPU_PERCENT, CPU_TIME, EXIT_CODE, EXITED_COLOR, JOB, NAME, NEW_COLOR,
-    PARENT_PID, PID, PID_ROLE, PROTECTION, THREADS, USER_TIME, ZOMBIE_TEXT_COLOR,
+    PARENT_PID, PID, PID_ROLE, PROTECTION, SORT_ROLE, THREADS, USER_TIME, ZOMBIE_TEXT_COLOR,
     ProcessTreeModel, ProcessTreeView, TextFilter, cpu_time_text, cpus_text, emit,
     protection_text,
 )
@@ -191,6 +191,20 @@ def test_exited_processes_stay_red_then_go_and_orphans_move_to_the_top(
     qtmodeltester.check(model)
 
 
+def test_orphans_of_several_parents_keep_their_order(model, clock, qtmodeltester):
+    family = [proc(8, "a.exe"), proc(12, "a1"), proc(16, "a2"), proc(20, "b.exe"),
+              proc(24, "b1")]
+    family[1]["parent_pid"] = family[2]["parent_pid"] = 8
+    family[4]["parent_pid"] = 20
+    model.update(state(0, *family))
+    qtmodeltester.check(model)
+    model.update(state(1000, family[1], family[2], family[4]))  # a.exe and b.exe exit
+    clock.now += 2
+    model.expire_highlights()
+    assert list(tree(model)) == ["a1", "a2", "b1"]
+    qtmodeltester.check(model)
+
+
 def test_an_exited_process_kept_by_a_handle_stays_visible_and_greyed(model, clock):
     model.update(state(0, *BOOT))
     zombie = proc(12, "csrss.exe", parent=8, exited=True, exit_code=0xC0000005,
@@ -207,6 +221,30 @@ def test_an_exited_process_kept_by_a_handle_stays_visible_and_greyed(model, cloc
     # When the last handle goes it disappears at once: it had its red moment.
     model.update(state(3000, *BOOT[:3], BOOT[4]))
     assert not find(model, "csrss.exe").isValid()
+
+
+def test_a_process_that_lived_between_two_refreshes_still_shows(model, clock, qtbot):
+    model.update(state(0, *BOOT))
+    for event in ({"time_us": 100.0, "type": "process_create", "pid": 60, "name": "flash.exe",
+                   "parent_pid": 8},
+                  {"time_us": 100.0, "type": "process_create", "pid": 64, "name": "child.exe",
+                   "parent_pid": 60},
+                  {"time_us": 150.0, "type": "process_exit", "pid": 64, "exit_code": 0},
+                  {"time_us": 200.0, "type": "process_exit", "pid": 60, "exit_code": 1},
+                  {"time_us": 300.0, "type": "process_create", "pid": 68, "name": "live.exe",
+                   "parent_pid": 8}):
+        model.note_event(event)
+    with qtbot.assertNotEmitted(model.modelReset):
+        model.update(state(1000, *BOOT, proc(68, "live.exe", parent=8, created=300.0)))
+    assert tree(model)["System"]["smss.exe"] == {
+        "csrss.exe": {}, "live.exe": {}, "flash.exe": {"child.exe": {}}}
+    flash = find(model, "flash.exe")
+    assert flash.data(BG) == EXITED_COLOR and find(model, "live.exe").data(BG) == NEW_COLOR
+    assert "between two refreshes" in flash.data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(flash.row(), EXIT_CODE, flash.parent()).data() == "1"
+    clock.now += 2
+    model.update(state(2000, *BOOT, proc(68, "live.exe", parent=8, created=300.0)))
+    assert tree(model)["System"]["smss.exe"] == {"csrss.exe": {}, "live.exe": {}}
 
 
 def test_highlight_ends_on_its_own_timer(qtbot):
@@ -229,6 +267,23 @@ def test_a_live_source_with_unknown_fields_shows_blanks(model, qtmodeltester):
     texts = [model.index(ix.row(), c).data() for c in range(model.columnCount())]
     assert texts[PID] == "8" and texts[NAME] == "python"
     assert all(t == "" for i, t in enumerate(texts) if i not in (NAME, PID))
+
+
+def test_malformed_entries_are_shown_or_skipped_never_fatal(model, qtmodeltester):
+    odd = {"pid": 8, "name": ["not", "a", "string"], "parent_pid": [4], "priority_class": [1],
+           "base_priority": "8", "threads": "many", "user_time_us": "1", "kernel_time_us": True,
+           "create_time_us": [0], "jobs": "J", "protection": 3, "affinity": "all",
+           "exited": True, "exit_code": "oops"}
+    model.update(state(0, odd, {"pid": "12", "name": "string pid"}, {"pid": None}))
+    model.update(state(1000, odd))
+    qtmodeltester.check(model)
+    assert model.rowCount() == 1
+    texts = [model.index(0, c).data() for c in range(model.columnCount())]
+    assert texts[NAME] == "['not', 'a', 'string']" and texts[JOB] == "J"
+    assert texts[CLASS] == "[1]" and texts[EXIT_CODE] == "oops"
+    for c in range(model.columnCount()):
+        model.index(0, c).data(Qt.ItemDataRole.ToolTipRole)
+        model.index(0, c).data(SORT_ROLE)
 
 
 def test_bad_state_is_a_one_line_error(model):
@@ -433,11 +488,16 @@ def test_a_simulated_machine_drives_the_tree(qtbot, qtmodeltester, clock):
     model.update(machine.state())
     assert row(CPU_PERCENT) == "12.50"
     assert row(CPU_TIME) == "0:00:00.040"
-    # Terminate the worker: it leaves the state, turns red, and goes.
+    # Terminate the worker: it leaves the state, turns red, and goes. A process that
+    # lives 1 ms between two refreshes is shown too, from the kernel's events.
+    machine.subscribe(model.note_event)
     machine.terminate_process(worker, 1)
-    machine.run_until(61_000_000)
+    blip = machine.create_process("blip.exe", parent=shell)
+    machine.create_thread(blip, program=[P.cpu(1_000_000), P.exit_thread(0)])
+    machine.run_until(70_000_000)
     model.update(machine.state())
     assert find(model, "worker.exe").data(BG) == EXITED_COLOR
+    assert find(model, "blip.exe").data(BG) == EXITED_COLOR
     clock.now += 5
     model.update(machine.state())
     assert tree(model) == {"Idle": {}, "System": {}, "shell.exe": {}}

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from core.kernel import program as P
 from core.kernel.machine import Machine
-from inspector.process_model import EXITED_COLOR, NEW_COLOR
+from inspector.process_model import EXITED_COLOR, NEW_COLOR, SORT_ROLE
 from inspector.thread_model import (
     AFFINITY, CONTEXT_SWITCHES, CPU, CPU_PERCENT, CPU_TIME, EXIT_CODE, FIBER, IDEAL_CPU,
     NAME, PRIORITY, STATE, SUSPEND_COUNT, THREAD_COLUMN_COUNT, TID, USER_TIME, WAIT_REASON,
@@ -162,12 +162,18 @@ def test_unknown_values_are_blank(clock, qtmodeltester):
     m = ThreadTableModel(clock=clock)
     live = {"tid": 5, "state": None, "priority": None, "affinity": None, "cpu": None,
             "user_time_us": None, "kernel_time_us": None, "extra": object()}
+    odd = {"tid": 9, "state": ["Running"], "affinity": "all", "priority": "high",
+           "create_time_us": [1], "user_time_us": "1"}
     m.update({"time_us": None, "cpus": None,
-              "processes": [{"pid": 1, "threads": [live, "junk"]}]})
+              "processes": [{"pid": 1, "threads": [live, "junk", {"tid": "x"}, odd]}]})
     m.set_process(1)
     qtmodeltester.check(m)
-    assert column(m, TID) == ["5"]
+    assert column(m, TID) == ["5", "9"]
     assert all(m.index(0, c).data() == "" for c in range(THREAD_COLUMN_COUNT) if c != TID)
+    assert m.index(1, STATE).data() == "['Running']" and m.index(1, AFFINITY).data() == "all"
+    for c in range(THREAD_COLUMN_COUNT):  # tooltips and sort keys of odd values
+        m.index(1, c).data(Qt.ItemDataRole.ToolTipRole)
+        m.index(1, c).data(SORT_ROLE)
 
 
 @pytest.fixture
@@ -208,6 +214,12 @@ def test_selecting_a_thread_emits_thread_selected(view, qtbot):
         qtbot.mouseClick(view.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert blocker.args == [8, 16]
     assert not view.select_tid(4242)
+    # Back from another process, the same thread selected again is announced again.
+    view.set_process(0)
+    view.set_process(8)
+    with qtbot.waitSignal(view.threadSelected) as blocker:
+        assert view.select_tid(16)
+    assert blocker.args == [8, 16]
 
 
 def test_a_simulated_machine_drives_the_table(clock, qtmodeltester):
