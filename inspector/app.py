@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "file", nargs="?", metavar="FILE",
         help="a scenario (.toml) to open instead of the demo")
+    parser.add_argument("--quit-after", metavar="MS", type=int,
+                        help="quit by itself after MS milliseconds (smoke test of an "
+                             "installed build)")
     return parser
 
 
@@ -81,11 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("KOI")
     app.setOrganizationName("KOI")
     app.setApplicationVersion(__version__)
+    # The installed .desktop entry (Wayland app_id) and KOI's icon for every window
+    from PySide6.QtGui import QIcon
+
+    from core.resources import resource_path
+
+    app.setDesktopFileName("io.github.koi_inspector.KOI")
+    app.setWindowIcon(QIcon(str(resource_path("icons/koi.svg"))))
     window = MainWindow()  # referenced until exec() returns, then freed with this frame
     if args.file is not None:
         window.open_path(args.file)
     else:
         window.load_default()
+    if args.quit_after is not None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(max(0, args.quit_after), app.quit)
     window.show()
     window.sim.start()
     return app.exec()
