@@ -680,6 +680,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("process_columns", self.processes.header_state())
         self.settings.setValue("thread_columns", self.threads.header_state())
         super().closeEvent(event)
+        if event.isAccepted():
+            self.processes.model.release_items()
 
     # ------------------------------------------------------------------ build
     def _on_build_changed(self, build: Build) -> None:

@@ -623,6 +623,18 @@ _UNSERVED_ROLES = frozenset(int(r) for r in (
     Qt.ItemDataRole.WhatsThisRole, Qt.ItemDataRole.AccessibleTextRole))
 
 
+def _take_subtree(parent: QStandardItem, row: int) -> None:
+    """Remove a row and everything below it by taking each item out (bottom-up), so
+    Python owns and frees every item.  removeRows() would delete them in C++ behind
+    shiboken's back, leaving stale wrappers whose addresses a later QObject can reuse
+    (pyqtgraph then met a "QStandardItem" among a widget's children)."""
+    child = parent.child(row)
+    if child is not None:
+        for r in range(child.rowCount() - 1, -1, -1):
+            _take_subtree(child, r)
+    parent.takeRow(row)
+
+
 class ProcessTreeModel(QStandardItemModel):
     """Processes as a parent/child tree, refreshed from state documents by keyed diff.
 
@@ -1084,10 +1096,24 @@ class ProcessTreeModel(QStandardItemModel):
                 # Qt deletes the items (and their subtrees): collect the nodes first,
                 # forget them after, so data() answers while the views are told.
                 dead = [n for node in doomed[i:j + 1] for n in self._subtree(node)]
-                parent.item.removeRows(first, last - first + 1)
+                for row in range(last, first - 1, -1):
+                    _take_subtree(parent.item, row)
                 for node in dead:
                     self._forget(node)
                 i = j + 1
+
+    def release_items(self) -> None:
+        """Take every item out before the model goes, so Python frees them (see
+        _take_subtree); the model is empty afterwards and can be filled again."""
+        root = self._root.item
+        for row in range(root.rowCount() - 1, -1, -1):
+            _take_subtree(root, row)
+        self._by_uid = {0: self._root}
+        self._by_address = {self._root.address: self._root}
+        self._by_item.clear()
+        self._by_key.clear()
+        self._by_pid.clear()
+        self._filled = False
 
     def _subtree(self, node: _ProcessNode) -> list[_ProcessNode]:
         out = []
