@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print a Markdown table naming each source's repository, path, "
                             "commit and licence (the table in resources/layouts/SOURCES.md)")
 
-    from inspector import cli_session
+    from inspector import cli_live, cli_session
 
+    cli_live.add_parser(commands)
     cli_session.add_parser(commands)
 
     gui = commands.add_parser(
@@ -322,8 +323,14 @@ def _cmd_session(args: argparse.Namespace) -> int:
     return cli_session.run(args)
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    from inspector import cli_live
+
+    return cli_live.run(args)
+
+
 COMMANDS = {"run": _cmd_run, "dt": _cmd_dt, "layouts": _cmd_layouts, "gui": _cmd_gui,
-            "session": _cmd_session}
+            "session": _cmd_session, "live": _cmd_live}
 
 
 # ---- plumbing ----------------------------------------------------------------------------

@@ -1,0 +1,254 @@
+"""The Linux /proc source against real processes this test starts itself: a child whose
+named threads sleep, spin, block on a pipe and wait on a lock; a stopped child; a
+zombie; and 500 short-lived processes started and killed while a sampler runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or
+                                not os.path.isfile("/proc/self/stat"),
+                                reason="needs a Linux /proc")
+
+from core.live import Sampler, to_json_document, to_view_state  # noqa: E402
+from core.live.linux import CLK_TCK, LinuxSource  # noqa: E402
+
+# Each thread names itself (prctl PR_SET_NAME sets the comm /proc shows), then does
+# one thing forever; "ready" is printed once all of them run.
+CHILD = r"""
+import ctypes, os, sys, threading, time
+libc = ctypes.CDLL(None)
+def named(name, work):
+    def run():
+        libc.prctl(15, name.encode(), 0, 0, 0)
+        started.release()
+        work()
+    return run
+started = threading.Semaphore(0)
+r, w = os.pipe()
+lock = threading.Lock(); lock.acquire()
+def spin():
+    while True:
+        pass
+jobs = [("sleeper", lambda: time.sleep(1000)), ("spinner", spin),
+        ("piper", lambda: os.read(r, 1)), ("locker", lock.acquire)]
+for name, work in jobs:
+    threading.Thread(target=named(name, work), daemon=True).start()
+for _ in jobs:
+    started.acquire()
+time.sleep(0.05)  # let each thread reach its wait
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+EXPECTED = {  # thread name -> (state, wait reason)
+    "sleeper": ("Waiting", "DelayExecution"),
+    "spinner": ("Running", ""),
+    "piper": ("Waiting", "Executive"),
+    "locker": ("Waiting", "UserRequest"),
+}
+
+
+@pytest.fixture(scope="module")
+def children():
+    worker = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    stopped = subprocess.Popen(["sleep", "300"])
+    zombie = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    try:
+        assert worker.stdout.readline().strip() == "ready"
+        os.kill(stopped.pid, signal.SIGSTOP)
+        _wait_for_state(stopped.pid, "T")
+        _wait_for_state(zombie.pid, "Z")  # exited; not reaped while the Popen is held
+        yield {"worker": worker.pid, "stopped": stopped.pid, "zombie": zombie.pid}
+    finally:
+        worker.kill()
+        os.kill(stopped.pid, signal.SIGKILL)
+        for p in (worker, stopped, zombie):
+            p.wait()
+        worker.stdin.close()
+        worker.stdout.close()
+
+
+def _wait_for_state(pid: int, letter: str) -> None:
+    """Block until /proc says `pid` is in state `letter` (a waitid-free, sleep-free poll
+    bounded by an Event timeout)."""
+    idle = threading.Event()
+    for _ in range(500):
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == letter:
+                return
+        idle.wait(0.01)
+    raise AssertionError(f"pid {pid} never reached state {letter}")
+
+
+@pytest.fixture(scope="module")
+def sampled(children):
+    with LinuxSource() as source:
+        first = source.sample()
+        threading.Event().wait(0.3)  # an interval for the CPU figures
+        second = source.sample()
+        yield first, second, source
+
+
+def test_children_appear_with_their_parent_and_threads(sampled, children):
+    _, snap, _ = sampled
+    me = os.getpid()
+    worker = snap.find(children["worker"])
+    assert worker is not None and worker.ppid == me
+    assert worker.name == os.path.basename(sys.executable)[:15]  # comm: 15 characters
+    assert len(worker.threads) == 5  # main + the four named threads
+    assert snap.find(children["stopped"]).ppid == me
+    assert snap.find(children["zombie"]).ppid == me
+
+
+def test_thread_states_and_wait_reasons(sampled, children):
+    _, snap, _ = sampled
+    by_name = {t.name: t for t in snap.find(children["worker"]).threads}
+    for name, (state, reason) in EXPECTED.items():
+        t = by_name[name]
+        assert (t.state, t.wait_reason) == (state, reason), (name, t.native)
+    assert by_name["sleeper"].native["wchan"] is None or \
+        "nanosleep" in by_name["sleeper"].native["wchan"]
+    assert by_name["spinner"].native["state"] == "R"
+    assert all(t.exit_code == 259 for t in by_name.values())  # STILL_ACTIVE
+
+
+def test_stopped_process_is_suspended(sampled, children):
+    _, snap, _ = sampled
+    p = snap.find(children["stopped"])
+    [t] = p.threads
+    assert (t.state, t.wait_reason, t.native["state"]) == ("Waiting", "Suspended", "T")
+    from inspector.cli_live import process_state
+    assert process_state(p) == "Suspended"
+
+
+def test_zombie_is_exited_with_its_exit_code(sampled, children):
+    _, snap, _ = sampled
+    p = snap.find(children["zombie"])
+    assert p.exited and p.exit_code == 3 and p.native["state"] == "Z"
+    assert all(t.state == "Terminated" for t in p.threads)
+
+
+def test_identity_is_pid_and_start_time(sampled, children):
+    _, snap, _ = sampled
+    pid = children["worker"]
+    with open(f"/proc/{pid}/stat") as f:
+        start = int(f.read().rsplit(")", 1)[1].split()[19])
+    p = snap.find(pid)
+    assert p.key == (pid, start)
+    assert p.create_time_us == pytest.approx(start / CLK_TCK * 1e6)
+    assert all(t.key[0] == t.tid for t in p.threads)
+
+
+def test_spinning_thread_has_cpu_and_the_who_ran_strip_sees_it(sampled, children):
+    _, snap, _ = sampled
+    spinner = next(t for t in snap.find(children["worker"]).threads if t.name == "spinner")
+    assert snap.thread_cpu_percent[spinner.key] > 1.0
+    assert snap.process_cpu_percent[snap.find(children["worker"]).key] >= \
+        snap.thread_cpu_percent[spinner.key] * 0.99
+    assert any((children["worker"], spinner.tid) == (pid, tid)
+               for ran in snap.who_ran for pid, tid, _ in ran)
+    assert len(snap.cpu_usage) == snap.cpus
+    assert all(0.0 <= u.busy_percent <= 100.0 for u in snap.cpu_usage)
+
+
+def test_unchanged_records_are_shared_between_samples(sampled, children):
+    first, second, _ = sampled
+    stopped = children["stopped"]
+    assert first.find(stopped) is second.find(stopped)  # it cannot have run
+
+
+def test_priorities_follow_nice(sampled, children):
+    _, snap, _ = sampled
+    p = snap.find(children["worker"])
+    assert p.priority_class == "normal" and p.base_priority == 8
+    assert {t.priority for t in p.threads} == {8}  # nice 0, SCHED_OTHER
+
+
+def test_renice_of_a_sleeping_thread_shows_within_the_rotation(children):
+    pid = children["stopped"]
+    with LinuxSource(full_every=2) as source:
+        before = source.sample().find(pid)
+        os.setpriority(os.PRIO_PROCESS, pid, 10)
+        try:
+            later = [source.sample().find(pid) for _ in range(2)]
+        finally:
+            os.setpriority(os.PRIO_PROCESS, pid, 0)
+    assert before.threads[0].priority == 8
+    assert later[-1].threads[0].native["nice"] == 10
+    assert later[-1].threads[0].priority == 5 and later[-1].priority_class == "below_normal"
+
+
+def test_kernel_threads_are_marked(sampled):
+    _, snap, _ = sampled
+    kthreadd = snap.find(2)
+    if kthreadd is None or kthreadd.name != "kthreadd":
+        pytest.skip("no kernel threads visible here (a container's /proc)")
+    assert kthreadd.native["kernel_thread"] and kthreadd.native["cmdline"] is None
+    workers = [p for p in snap.processes if p.ppid == 2]
+    assert workers and all(p.native["kernel_thread"] for p in workers)
+
+
+def test_projections_of_a_real_sample(sampled, children):
+    _, snap, _ = sampled
+    doc = to_json_document(snap)
+    worker = next(p for p in doc["processes"] if p["pid"] == children["worker"])
+    assert worker["ppid"] == os.getpid() and len(worker["threads"]) == 5
+    view = to_view_state(snap)
+    vp = next(p for p in view["processes"] if p["pid"] == children["worker"])
+    assert vp["parent_pid"] == os.getpid()
+    assert {t["state"] for t in vp["threads"]} == {"Running", "Waiting"}
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_churn_of_500_processes_while_sampling():
+    """500 processes started and killed under a 100ms sampler: no error, and afterwards
+    no state or file kept for any of them."""
+    fds_before = _open_fds()
+    source = LinuxSource()
+    errors: list[BaseException] = []
+    seen_pids: set[int] = set()
+    got = threading.Event()
+
+    def on_snapshot(snap) -> None:
+        seen_pids.update(p.pid for p in snap.processes)
+        got.set()
+
+    sampler = Sampler(source, 0.1, history=20, callback=on_snapshot, on_error=errors.append)
+    sampler.start()
+    started: list[int] = []
+    try:
+        for batch in range(10):
+            procs = [subprocess.Popen(["sleep", "30"]) for _ in range(50)]
+            started += [p.pid for p in procs]
+            got.clear()
+            got.wait(2)  # let a sample see some of them alive
+            for p in procs:
+                p.kill()
+            for p in procs:
+                p.wait()
+    finally:
+        sampler.stop()
+    assert not sampler.running
+    assert errors == [] and sampler.errors == 0
+    assert sampler.samples >= 10 and len(sampler.history) <= 20
+    assert seen_pids & set(started), "the sampler never saw a churned process"
+    final = source.sample()
+    alive = {p.pid for p in final.processes}
+    assert not alive & set(started)
+    procs_tracked, threads_tracked = source.tracked()
+    assert procs_tracked == len(final.processes)
+    assert threads_tracked == final.thread_count()
+    assert _open_fds() == fds_before + source.open_files() + 0
+    source.close()
+    assert source.open_files() == 0 and _open_fds() == fds_before
