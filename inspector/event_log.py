@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.process_model import (
-    FIELD_SEPARATOR, NUMERIC_ALIGNMENT, PID_ROLE, TID_ROLE, FilterEdit, Index, TextFilter, emit,
+    FIELD_SEPARATOR, NUMERIC_ALIGNMENT, PID_ROLE, TID_ROLE, FilterEdit, Index, TextFilter,
     exit_code_text, is_number,
 )
 
@@ -255,7 +255,7 @@ class EventLogModel(QAbstractTableModel):
         etype = str(ev.get("type", "unknown"))
         if etype not in self._types:
             self._types.add(etype)
-            emit(self.typeSeen, etype)
+            self.typeSeen.emit(etype)
         get = ev.get
         pid, tid = get("pid"), get("tid")
         name = get("name")
@@ -523,4 +523,4 @@ class EventLogView(QWidget):
             return
         target = self.model.object_at(self.proxy.mapToSource(index).row())
         if target is not None:
-            emit(self.objectActivated, *target)
+            self.objectActivated.emit(*target)

@@ -20,9 +20,7 @@ timing, the column chooser and the value formatters.
 
 from __future__ import annotations
 
-import ctypes
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -39,38 +37,6 @@ from shiboken6 import getCppPointer
 
 Index = QModelIndex | QPersistentModelIndex
 
-
-# ---- Emitting signals from Python
-
-class _EmitProbe(QObject):
-    ping = Signal()
-
-
-def _emit_drops_a_reference() -> bool:
-    """Whether SignalInstance.emit() hands back its bool without a reference of its own.
-
-    PySide6 6.12 does: every emit() called from Python then takes one reference from
-    True, and after a few hundred emits the interpreter aborts in bool_dealloc."""
-    probe = _EmitProbe()
-    before = sys.getrefcount(True)
-    results = [probe.ping.emit() for _ in range(8)]
-    dropped = sys.getrefcount(True) - len(results) < before
-    for result in results if dropped else ():
-        _incref(result)  # give back what the probe took
-    return dropped
-
-
-_incref = ctypes.pythonapi.Py_IncRef
-_incref.argtypes = [ctypes.py_object]
-_incref.restype = None
-_EMIT_DROPS_A_REFERENCE = _emit_drops_a_reference()
-
-
-def emit(signal, *args) -> None:
-    """``signal.emit(*args)``, returning the reference PySide6 6.12 takes from the result."""
-    result = signal.emit(*args)
-    if _EMIT_DROPS_A_REFERENCE:
-        _incref(result)
 
 # ---- Roles and colours shared by the views
 
@@ -359,7 +325,7 @@ class FilterEdit(QLineEdit):
         else:
             self.setStyleSheet("")
             self.setToolTip(TextFilter.HELP)
-        emit(self.filterChanged, self.current)
+        self.filterChanged.emit(self.current)
 
     def keyPressEvent(self, event) -> None:
         self._typing = True
@@ -1011,7 +977,7 @@ class ProcessTreeModel(QStandardItemModel):
                     bottom = rows[i][0]
                     first = min(first, rows[i][1])
                     last = max(last, rows[i][2])
-                emit(self.dataChanged, self.index(top, first, parent_index),
+                self.dataChanged.emit(self.index(top, first, parent_index),
                      self.index(bottom, last, parent_index))
                 i += 1
 
@@ -1341,4 +1307,4 @@ class ProcessTreeView(QWidget):
     def _emit_selection(self, pid: int) -> None:
         if pid != self._selected_pid:
             self._selected_pid = pid
-            emit(self.processSelected, pid)
+            self.processSelected.emit(pid)

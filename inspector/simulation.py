@@ -13,7 +13,6 @@ never read while it runs.
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -31,7 +30,6 @@ DEFAULT_SCENARIO = "scenarios/demo.toml"
 FRAME_MS = 33  # ~30 frames a second
 BUDGET_S = 0.012  # wall time a frame may spend simulating
 SPEEDS = (0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, None)  # None: flat out
-EVENT_BUFFER = 200_000  # events kept for views that attach late
 RECORD_RETENTION_NS = 30 * 60 * 1_000_000_000  # the app records the last 30 simulated minutes
 
 
@@ -56,7 +54,6 @@ class SimulationController(QObject):
         self.speed: float | None = 1.0
         self.memory: KernelMemory | None = None
         self.recorder: Recorder | None = None
-        self.events: deque[dict] = deque(maxlen=EVENT_BUFFER)
         self._new_events: list[dict] = []
         self._timer = QTimer(self)
         self._timer.setInterval(FRAME_MS)
@@ -80,9 +77,7 @@ class SimulationController(QObject):
         self.pause()
         self.run = run
         self.source = source or str(Path(path))
-        self.events.clear()
         self._new_events = list(run.events)
-        self.events.extend(run.events)
         run.machine.subscribe(self._on_event)
         build = catalogue().find(scenario.system.build)
         self.memory = KernelMemory(run.machine, build)
@@ -98,7 +93,6 @@ class SimulationController(QObject):
             self.start()
 
     def _on_event(self, event: dict) -> None:
-        self.events.append(event)
         self._new_events.append(event)
 
     def take_new_events(self) -> list[dict]:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout
 from inspector.process_model import (
     DEFAULT_HIGHLIGHT_SECONDS, MARK_EXITED, MARK_NEW, MARK_NONE, NUMERIC_ALIGNMENT, PID_ROLE,
     SORT_ROLE, TID_ROLE, Column, ColumnChooser, Highlights, Index, as_tuple, cpu_mask,
-    cpu_time_text, cpu_total, cpus_text, emit, exit_code_text, identity_time, is_number,
+    cpu_time_text, cpu_total, cpus_text, exit_code_text, identity_time, is_number,
     make_timer, mark_colours, number_text, percent_from, percent_rate, percent_text,
     seconds_text, us_text,
 )
@@ -361,7 +361,7 @@ class ThreadTableModel(QAbstractTableModel):
                 i += 1
                 bottom = spans[i][0]
                 first, last = min(first, spans[i][1]), max(last, spans[i][2])
-            emit(self.dataChanged, self.index(top, first), self.index(bottom, last))
+            self.dataChanged.emit(self.index(top, first), self.index(bottom, last))
             i += 1
 
     def _tooltip(self, row: _ThreadRow, column: int) -> str | None:
@@ -485,4 +485,4 @@ class ThreadTableView(QWidget):
             return
         if self._selected != (pid, tid):
             self._selected = (pid, tid)
-            emit(self.threadSelected, pid, tid)
+            self.threadSelected.emit(pid, tid)

@@ -15,8 +15,9 @@ boots the same machine.
 
 What the desktop set models is the shape (names, tree, classes, protection, thread
 states); its thread counts are smaller than a real machine's (System alone has ~200
-threads on Windows 10) to keep the views readable.  Process-level protection values
-follow what Process Explorer shows on Windows 10 22H2 with LSA protection enabled.
+threads on Windows 10) to keep the views readable.  Protection levels use the
+PS_PROTECTION encodings of nt-facts §9 (lsass as PPL-Lsa, i.e. with LSA protection on);
+which signer Registry and MemCompression carry was not checked against a real machine.
 """
 
 from __future__ import annotations

@@ -83,6 +83,17 @@ CLASS_BASE_PRIORITY = {
     "realtime": 24,
 }
 
+# PROCESS_PRIORITY_CLASS_* numbers, as EPROCESS.PriorityClass and
+# NtQueryInformationProcess(ProcessPriorityClass) give them (ntpsapi.h)
+PRIORITY_CLASS_CODE = {"idle": 1, "normal": 2, "high": 3, "realtime": 4, "below_normal": 5,
+                       "above_normal": 6}
+
+
+def process_base_priority(pid: int, priority_class: str) -> int:
+    """KPROCESS.BasePriority: its class's base, except the Idle process's 0."""
+    return 0 if pid == 0 else CLASS_BASE_PRIORITY[priority_class]
+
+
 # Relative thread priorities (SetThreadPriority) (§1.4)
 THREAD_PRIORITY_IDLE = -15
 THREAD_PRIORITY_LOWEST = -2

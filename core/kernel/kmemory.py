@@ -26,11 +26,15 @@ from datetime import timedelta
 from core.layouts import Build
 from core.memory import AddressSpace, KObject
 
-from .constants import CLASS_BASE_PRIORITY, CYCLES_PER_NS, KTHREAD_STATE, TERMINATED, WAITING
+from .constants import (
+    CYCLES_PER_NS,
+    KTHREAD_STATE,
+    PRIORITY_CLASS_CODE,
+    TERMINATED,
+    WAITING,
+    process_base_priority,
+)
 
-# PROCESS_PRIORITY_CLASS_* as EPROCESS.PriorityClass holds them (ntpsapi.h)
-PRIORITY_CLASS_CODE = {"idle": 1, "normal": 2, "high": 3, "realtime": 4, "below_normal": 5,
-                       "above_normal": 6}
 # PS_PROTECTION.Level = Type | Audit << 3 | Signer << 4 (nt-facts §9.1)
 PROTECTION_LEVEL = {"none": 0x00, "ppl-authenticode": 0x11, "ppl-antimalware": 0x31,
                     "ppl-lsa": 0x41, "ppl-windows": 0x51, "ppl-wintcb": 0x61,
@@ -56,7 +60,6 @@ class KernelMemory:
         self.teb: dict[int, KObject] = {}
         self._thread_lists: dict[int, tuple] = {}  # id(process) -> (ThreadListHead, Pcb's)
         self._affinity: dict[tuple[int, str], KObject] = {}  # separate _KAFFINITY_EX (24H2)
-        self._kernel_objects: dict[int, object] = {}  # id -> kernel object, for removal
         machine.memory = self
         self.sync()
 
@@ -84,14 +87,6 @@ class KernelMemory:
     def teb_address(self, thread) -> int | None:
         teb = self.teb.get(id(thread))
         return teb.address if teb is not None and teb.placed else None
-
-    def kernel_object(self, obj: KObject):
-        """The kernel Process/Thread behind an _EPROCESS/_ETHREAD (None otherwise)."""
-        for table in (self.eprocess, self.ethread):
-            for key, value in table.items():
-                if value is obj:
-                    return self._kernel_objects.get(key)
-        return None
 
     # ------------------------------------------------------------------ sync
     def sync(self) -> None:
@@ -144,7 +139,6 @@ class KernelMemory:
         if p.pid != 0:  # the Idle process is not on PsActiveProcessHead
             self.active.append(obj)
         self.eprocess[id(p)] = obj
-        self._kernel_objects[id(p)] = p
 
     def _add_thread(self, t) -> None:
         sp = self.space
@@ -173,7 +167,6 @@ class KernelMemory:
         for lst in self._thread_lists[id(t.process)]:
             lst.append(obj)
         self.ethread[id(t)] = obj
-        self._kernel_objects[id(t)] = t
 
     def _remove_thread(self, t) -> None:
         teb = self.teb.pop(id(t), None)
@@ -182,7 +175,6 @@ class KernelMemory:
         for key in [k for k in self._affinity if k[0] == id(t)]:
             self.space.free(self._affinity.pop(key))
         self.space.free(self.ethread.pop(id(t)))
-        self._kernel_objects.pop(id(t), None)
 
     def _remove_process(self, p) -> None:
         for t in p.threads:
@@ -194,7 +186,6 @@ class KernelMemory:
         for key in [k for k in self._affinity if k[0] == id(p)]:
             self.space.free(self._affinity.pop(key))
         self.space.free(obj)  # frees its PEB/TEBs with its user space, unlinks it
-        self._kernel_objects.pop(id(p), None)
 
     # ------------------------------------------------------------------ live values
     def _affinity_values(self, owner, path: str, mask: int, type_name: str) -> dict:
@@ -234,7 +225,7 @@ class KernelMemory:
             "ExitStatus": p.exit_code,
             "ActiveThreads": p.live_threads,
             "PriorityClass": PRIORITY_CLASS_CODE.get(p.priority_class, 0),
-            "Pcb.BasePriority": 0 if p.pid == 0 else CLASS_BASE_PRIORITY[p.priority_class],
+            "Pcb.BasePriority": process_base_priority(p.pid, p.priority_class),
             "Pcb.QuantumReset": p.quantum_reset // m.unit,
             "Pcb.KernelTime": kernel // tick,
             "Pcb.UserTime": user // tick,

@@ -42,6 +42,7 @@ from .constants import (
     cycles_to_us,
     parse_priority_class,
     parse_relative_priority,
+    process_base_priority,
     quantum_table,
 )
 from .dispatcher import EV_BALANCE, EV_CALL, EV_TIMER, LEAVE_BLOCK, LEAVE_READY, Dispatcher
@@ -808,8 +809,7 @@ class Machine(Dispatcher):
             procs.append({
                 "pid": p.pid, "name": p.name, "parent_pid": p.parent_pid,
                 "priority_class": p.priority_class,
-                # the Idle process's KPROCESS.BasePriority is 0, not its class's 4
-                "base_priority": 0 if pid == 0 else CLASS_BASE_PRIORITY[p.priority_class],
+                "base_priority": process_base_priority(pid, p.priority_class),
                 "exit_code": p.exit_code, "exited": p.exited, "jobs": [],
                 "protection": p.protection, "affinity": mask_to_list(p.affinity),
                 "foreground": p.foreground, "create_time_us": to_us(p.create_time),

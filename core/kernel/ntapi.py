@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .constants import CLASS_BASE_PRIORITY, CYCLES_PER_NS, WrQueue
+from .constants import CYCLES_PER_NS, PRIORITY_CLASS_CODE, WrQueue, process_base_priority
 from .objects import Process, Semaphore, Thread
 from .program import call, repeat
 from .program import wait as wait_step
@@ -99,9 +99,6 @@ ThreadTimes = 1
 ThreadSubsystemInformation = 45
 SubsystemInformationTypeWin32, SubsystemInformationTypeWSL = 0, 1
 _SUBSYSTEM = {"win32": SubsystemInformationTypeWin32, "wsl": SubsystemInformationTypeWSL}
-# PROCESS_PRIORITY_CLASS.PriorityClass values (ntpsapi.h)
-_PRIORITY_CLASS_CODE = {"idle": 1, "normal": 2, "high": 3, "realtime": 4, "below_normal": 5,
-                        "above_normal": 6}
 
 NOTIFY_ROUTINE_LIMIT = 64  # raised from 8 by KB2919355 (nt-facts §8.3)
 FILETIME_PER_CYCLE_DIVISOR = 100 * CYCLES_PER_NS  # 100 ns units
@@ -453,8 +450,7 @@ class NtKernel:
                 "ExitStatus": process.exit_code,
                 "PebBaseAddress": m.peb_address(process),
                 "AffinityMask": process.affinity,
-                "BasePriority": 0 if process.pid == 0
-                else CLASS_BASE_PRIORITY[process.priority_class],
+                "BasePriority": process_base_priority(process.pid, process.priority_class),
                 "UniqueProcessId": process.pid,
                 "InheritedFromUniqueProcessId": process.parent_pid or 0,
             }
@@ -469,7 +465,7 @@ class NtKernel:
             }
         if info_class == ProcessPriorityClass:
             return STATUS_SUCCESS, {"Foreground": process.foreground,
-                                    "PriorityClass": _PRIORITY_CLASS_CODE.get(
+                                    "PriorityClass": PRIORITY_CLASS_CODE.get(
                                         process.priority_class, 0)}
         if info_class == ProcessSubsystemInformation:
             return STATUS_SUCCESS, {"SubsystemInformationType": _SUBSYSTEM[process.subsystem]}
@@ -485,9 +481,9 @@ class NtKernel:
                 "ClientId": ClientId(thread.pid, thread.tid),
                 "AffinityMask": thread.affinity,
                 "Priority": thread.priority,
-                "BasePriority": thread.base - (0 if thread.process.pid == 0 else
-                                               CLASS_BASE_PRIORITY[
-                                                   thread.process.priority_class]),
+                # THREAD_BASIC_INFORMATION.BasePriority is relative to the process's
+                "BasePriority": thread.base - process_base_priority(
+                    thread.pid, thread.process.priority_class),
             }
         if info_class == ThreadTimes:
             return STATUS_SUCCESS, {
