@@ -44,7 +44,9 @@ from .objects import Event, Mutex, Semaphore
 from .trace import ContextSwitchTrace
 from .program import (
     OP_CALL,
+    OP_COMMIT,
     OP_EXIT,
+    OP_FIBER,
     OP_IO,
     OP_KCPU,
     OP_PULSE,
@@ -430,6 +432,7 @@ class Dispatcher:
                     self._block(t, c, DelayExecution, None, -(-(self.now + d) // tick) * tick, 0)
                     return False
             elif op == OP_IO:
+                t.io_device = st[3]
                 self._block(t, c, Executive, None, self.now + st[2], st[1])
                 return False
             elif op == OP_YIELD:
@@ -482,6 +485,16 @@ class Dispatcher:
                     t.step_rem = cost * CYCLES_PER_NS
                     t.kmode = True
                     return True
+            elif op == OP_FIBER:
+                # A fiber switch swaps the thread's program; the scheduler sees nothing
+                if self._fiber_step(t, c, st):
+                    return False
+                prog = t.program
+                n = len(prog)
+                if t.step_rem > 0:  # the fiber switched to was inside a CPU step
+                    return True
+            elif op == OP_COMMIT:
+                self._commit_step(t, st[1])
             count += 1
             if count > INSTANT_STEP_LIMIT:
                 raise ProgramLivelock(
@@ -697,6 +710,8 @@ class Dispatcher:
             m.signaled = True
             self._signal(m, MUTANT_INCREMENT, c)
         t.owned = []
+        if t.fibers or t.fls:
+            self._fiber_thread_exit(t)  # FLS callbacks run on thread exit (§7.6)
         t.signaled = True
         self._signal(t, 0, c)
         if self._subs:
@@ -722,6 +737,10 @@ class Dispatcher:
         self._signal(proc, 0)
         if self._subs:
             self._emit("process_exit", pid=proc.pid, name=proc.name, exit_code=code)
+        if proc.handles is not None:
+            self._close_all_handles(proc)  # an exiting process's handles close (§8.4)
+        if proc.jobs or proc.job_limit_failed is not None:
+            self._job_process_exited(proc)
 
     # ------------------------------------------------------------------ balance set manager
     def _balance(self) -> None:

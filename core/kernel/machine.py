@@ -46,6 +46,9 @@ from .constants import (
     quantum_table,
 )
 from .dispatcher import EV_BALANCE, EV_CALL, EV_TIMER, LEAVE_BLOCK, LEAVE_READY, Dispatcher
+from .fibers import FiberOps
+from .handles import HandleOps
+from .jobs import JobOps
 from .ntapi import NtKernel, dos_error
 from .objects import (
     NOTIFICATION,
@@ -76,7 +79,7 @@ class KernelError(ValueError):
     """Invalid arguments to a creation call (bad class, affinity, CPU count...)."""
 
 
-class Machine(Dispatcher):
+class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
     """A simulated Windows NT machine running the thread dispatcher.
 
     Parameters
@@ -775,12 +778,14 @@ class Machine(Dispatcher):
                               "base_priority", "user_time_us", "kernel_time_us",
                               "context_switches", "ideal_cpu", "affinity", "suspend_count",
                               "fiber")
+    STATE_JSON_JOB_KEYS = ("name", "active_processes", "total_processes",
+                           "total_terminated_processes", "total_user_time_us", "parent")
 
     def state(self) -> dict:
-        """Everything the views show about every visible process and thread, as plain
-        data: the live ones, exited ones still referenced by a handle, and always Idle
-        (pid 0) and System (pid 4).  Times are microseconds; `cpu` is the processor a
-        thread last ran on (-1: never ran)."""
+        """Everything the views show about every visible process, thread and job, as
+        plain data: the live ones, exited ones still referenced by a handle, and always
+        Idle (pid 0) and System (pid 4).  Times are microseconds; `cpu` is the processor
+        a thread last ran on (-1: never ran).  docs/kernel.md lists every key."""
         self._charge_all()
         to_us = cycles_to_us
         procs = []
@@ -795,6 +800,7 @@ class Machine(Dispatcher):
                 kernel += t.kernel
                 if t.state == TERMINATED and t.refs <= 0:
                     continue
+                fiber, fibers = self._fiber_state(t)
                 threads.append({
                     "tid": t.tid, "pid": p.pid, "name": t.name, "state": KTHREAD_STATE[t.state],
                     "wait_reason": (KWAIT_REASON[t.wait_reason]
@@ -803,21 +809,26 @@ class Machine(Dispatcher):
                     "user_time_us": to_us(t.user), "kernel_time_us": to_us(t.kernel),
                     "context_switches": t.cswitches, "cpu": t.cpu, "ideal_cpu": t.ideal,
                     "affinity": mask_to_list(t.affinity), "suspend_count": t.suspend_count,
-                    "fiber": None, "create_time_us": to_us(t.create_time),
+                    "fiber": fiber, "fibers": fibers, "create_time_us": to_us(t.create_time),
                     "exit_code": t.exit_code,
                 })
             procs.append({
                 "pid": p.pid, "name": p.name, "parent_pid": p.parent_pid,
                 "priority_class": p.priority_class,
                 "base_priority": process_base_priority(pid, p.priority_class),
-                "exit_code": p.exit_code, "exited": p.exited, "jobs": [],
+                "exit_code": p.exit_code, "exited": p.exited,
+                "jobs": [self.job_name(j) for j in p.jobs],
                 "protection": p.protection, "affinity": mask_to_list(p.affinity),
                 "foreground": p.foreground, "create_time_us": to_us(p.create_time),
                 "exit_time_us": None if p.exit_time is None else to_us(p.exit_time),
                 "user_time_us": to_us(user), "kernel_time_us": to_us(kernel),
+                "commit": p.commit, "peak_commit": p.peak_commit,
+                "handle_count": self._handle_count(p), "minimal": p.minimal,
+                "subsystem": p.subsystem,
                 "threads": threads,
             })
-        return {"time_us": to_us(self.now), "cpus": self.ncpu, "processes": procs, "jobs": []}
+        return {"time_us": to_us(self.now), "cpus": self.ncpu, "processes": procs,
+                "jobs": self._job_states()}
 
     def snapshot(self) -> dict:
         """The --state-json document (formats.md §3): state() cut to the contract's keys."""
@@ -828,7 +839,9 @@ class Machine(Dispatcher):
             row = {k: p[k] for k in pk}
             row["threads"] = [{k: t[k] for k in tk} for t in p["threads"]]
             procs.append(row)
-        return {"time_us": full["time_us"], "processes": procs, "jobs": full["jobs"]}
+        jk = self.STATE_JSON_JOB_KEYS
+        jobs = [{k: j[k] for k in jk} for j in full["jobs"]]
+        return {"time_us": full["time_us"], "processes": procs, "jobs": jobs}
 
     def cpu_times(self) -> list[tuple[int, int]]:
         """Per CPU (busy cycles, idle cycles) up to now."""

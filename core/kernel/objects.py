@@ -74,7 +74,8 @@ class Process(DispatcherObject):
         "pid", "parent_pid", "priority_class", "affinity", "foreground", "disable_boost",
         "threads", "live_threads", "exit_code", "exited", "quantum_reset", "thread_seed",
         "protection", "create_time", "exit_time", "image_path", "minimal", "subsystem",
-        "creator", "create_notified",
+        "creator", "create_notified", "jobs", "job_limit_failed", "commit", "peak_commit",
+        "handles", "fls_slots", "pico_context",
     )
     kind = "process"
 
@@ -103,6 +104,16 @@ class Process(DispatcherObject):
         self.creator = None  # the thread whose CreateProcess made it (None: the kernel)
         # process-notify routines that saw the creation; only they see the exit (§8.2)
         self.create_notified: list | None = None
+        # Jobs the process belongs to, innermost first (jobs.py); a process never leaves one
+        self.jobs: list[Job] = []
+        # The job whose active-process limit it broke: it still counts there as active
+        # until its object is deleted (exited, no handle left, §6.3)
+        self.job_limit_failed: Job | None = None
+        self.commit = 0  # committed private bytes (what job memory limits act on, §6.6)
+        self.peak_commit = 0
+        self.handles = None  # its HandleTable (handles.py), made on first use
+        self.fls_slots: dict = {}  # FLS index allocation, per process (fibers.py, §7.6)
+        self.pico_context = 0  # EPROCESS.PicoContext of a pico process (§9.6)
 
     def __repr__(self) -> str:
         return f"<Process {self.pid} {self.name!r} {self.priority_class}>"
@@ -117,7 +128,7 @@ class Thread(DispatcherObject):
         "pc", "step_rem", "kmode", "user", "kernel", "cswitches", "ready_tick",
         "preempted", "disable_boost", "exit_code", "wait_obj", "wait_gen", "wait_inc",
         "wait_status", "owned", "last_result", "is_idle", "out_reason", "resume_status",
-        "create_time", "where",
+        "create_time", "where", "fiber", "fibers", "fls", "io_device",
     )
     kind = "thread"
 
@@ -161,6 +172,12 @@ class Thread(DispatcherObject):
         self.resume_status = None  # wait result held while suspended after a satisfied wait
         self.create_time = create_time
         self.where = -1  # CPU whose ready queue / standby slot / processor holds it
+        # Fibers (fibers.py, §7): the selected fiber (None: not a fiber thread), the fibers
+        # this thread created or converted, and its FLS values when it is not a fiber
+        self.fiber: Fiber | None = None
+        self.fibers: list[Fiber] = []
+        self.fls: dict = {}
+        self.io_device: str | None = None  # device of the last `io` step (io_complete)
 
     @property
     def state_name(self) -> str:
@@ -179,6 +196,102 @@ class Thread(DispatcherObject):
     def __repr__(self) -> str:
         return (f"<Thread {self.tid} {self.name!r} pid={self.pid} {KTHREAD_STATE[self.state]}"
                 f" pri={self.priority}/{self.base}>")
+
+
+class Fiber:
+    """A user-mode fiber (§7): its own program position and FLS values; the kernel
+    scheduler never sees it, only the thread that has it selected."""
+
+    __slots__ = ("name", "address", "parameter", "flags", "owner", "thread", "program", "pc",
+                 "step_rem", "kmode", "fls", "stack_reserve", "stack_commit", "converted",
+                 "deleted", "started")
+
+    def __init__(self, name: str, address: int, parameter: int, owner: "Thread",
+                 program: tuple = (), stack_reserve: int = 0, stack_commit: int = 0,
+                 flags: int = 0, converted: bool = False) -> None:
+        self.name = name
+        self.address = address  # what CreateFiber / GetCurrentFiber return
+        self.parameter = parameter  # lpParameter: GetFiberData
+        self.flags = flags  # FIBER_FLAG_FLOAT_SWITCH
+        self.owner = owner  # the thread that created (or converted into) it
+        self.thread: Thread | None = None  # the thread that has it selected now
+        self.program = program
+        self.pc = 0
+        self.step_rem = 0
+        self.kmode = False
+        self.fls: dict = {}  # FLS index -> value, for this fiber
+        self.stack_reserve = stack_reserve
+        self.stack_commit = stack_commit
+        self.converted = converted  # made by ConvertThreadToFiber (runs the thread's program)
+        self.deleted = False
+        self.started = converted
+
+    def __repr__(self) -> str:
+        return f"<Fiber {self.name!r} 0x{self.address:x}>"
+
+
+class Job(DispatcherObject):
+    """A job object (§6): limits, accounting, member processes, nested jobs.
+
+    Signaled when its processes were terminated for the end-of-job time limit (§6.5).
+    Times are cycles, memory bytes; None means "no such limit".  jobs.py enforces."""
+
+    __slots__ = (
+        "jid", "parent", "children", "members", "pending", "limit_flags",
+        "active_process_limit", "affinity", "priority_class", "scheduling_class",
+        "per_process_user_time", "per_job_user_time", "end_of_job_time_action",
+        "process_memory_limit", "job_memory_limit", "cpu_rate", "completion_port",
+        "total_processes", "active_processes", "total_terminated_processes",
+        "baselines", "period_base", "peak_process_memory", "peak_job_memory",
+        "handles", "terminating", "closed", "create_time", "messages", "rate_used",
+        "throttled",
+    )
+    kind = "job"
+
+    def __init__(self, jid: int, name: str | None, parent: "Job | None", create_time: int,
+                 completion_port: bool = False) -> None:
+        super().__init__(name, False)
+        self.jid = jid
+        self.parent = parent
+        self.children: list[Job] = []
+        self.members: list[Process] = []  # every process ever associated, in order
+        self.pending: list[Process] = []  # limit-failed processes still counted (§6.3)
+        self.limit_flags = 0
+        self.active_process_limit = 0
+        self.affinity = 0
+        self.priority_class: str | None = None
+        self.scheduling_class = 5
+        self.per_process_user_time = 0
+        self.per_job_user_time = 0
+        self.end_of_job_time_action = 0  # JOB_OBJECT_TERMINATE_AT_END_OF_JOB
+        self.process_memory_limit = 0
+        self.job_memory_limit = 0
+        self.cpu_rate: dict | None = None  # control_flags, rate, weight, min_rate, max_rate
+        self.completion_port = completion_port
+        self.total_processes = 0
+        self.active_processes = 0
+        self.total_terminated_processes = 0
+        self.baselines: dict[int, tuple[int, int]] = {}  # id(process) -> (user, kernel) at join
+        self.period_base = (0, 0)  # (user, kernel) totals when the period began
+        self.peak_process_memory = 0
+        self.peak_job_memory = 0
+        self.handles = 1  # the creator's handle
+        self.terminating = False
+        self.closed = False  # destroyed: last handle closed and no process left
+        self.create_time = create_time
+        self.messages: list[tuple[int, int, int | None]] = []  # (time, code, pid) posted
+        self.rate_used = 0  # cycles run in the current CPU-rate interval
+        self.throttled: list[Thread] = []  # threads held in WrCpuRateControl
+
+    def chain(self):
+        """This job and its ancestors, innermost first."""
+        j = self
+        while j is not None:
+            yield j
+            j = j.parent
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name!r} active={self.active_processes}>"
 
 
 def mask_to_list(mask: int) -> list[int]:

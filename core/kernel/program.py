@@ -10,7 +10,7 @@ in integer ns) rather than by hand; formats.md §2 lists the scenario spelling o
     (OP_WAIT, obj, cycles|-1)     wait OBJ [timeout]; -1 = INFINITE
     (OP_SLEEP, cycles)            sleep DUR; 0 = Sleep(0)
     (OP_YIELD,)                   SwitchToThread()
-    (OP_IO, increment, cycles)    io DEVICE DUR
+    (OP_IO, increment, cycles, device)  io DEVICE DUR
     (OP_SET, event) / (OP_RESET, event) / (OP_PULSE, event)
     (OP_RELEASE_SEM, sem, n)      release SEM [N]
     (OP_RELEASE_MUTEX, mutex)
@@ -20,6 +20,10 @@ in integer ns) rather than by hand; formats.md §2 lists the scenario spelling o
     (OP_CALL, fn, args)           kernel code in Python: fn(*args) runs in the thread's
                                   context at no cost; it may return a kernel CPU cost in ns
                                   (ExQueueWorkItem routines, PsCreateSystemThread bodies)
+    (OP_FIBER, what, ...)         the fiber and FLS API (fibers.py): `what` is "convert",
+                                  "create", "switch", "delete", "to_thread", "fls_alloc",
+                                  "fls_set" or "fls_free"
+    (OP_COMMIT, bytes)            commit (bytes > 0) or decommit (< 0) private memory
 """
 
 from __future__ import annotations
@@ -41,10 +45,12 @@ OP_SET_PRIORITY = 11
 OP_EXIT = 12
 OP_REPEAT = 13
 OP_CALL = 14
+OP_FIBER = 15
+OP_COMMIT = 16
 
 OP_NAMES = (
     "cpu", "kcpu", "wait", "sleep", "yield", "io", "set", "reset", "pulse", "release",
-    "release_mutex", "set_priority", "exit", "repeat", "call",
+    "release_mutex", "set_priority", "exit", "repeat", "call", "fiber", "commit",
 )
 
 
@@ -77,13 +83,15 @@ def yield_() -> tuple:
 def io(device: str | int, duration_ns: int) -> tuple:
     """`device` is a name from constants.DEVICE_INCREMENT or a raw boost increment."""
     if isinstance(device, str):
+        device = device.lower()
         try:
-            increment = DEVICE_INCREMENT[device.lower()]
+            increment = DEVICE_INCREMENT[device]
         except KeyError:
             raise ValueError(f"unknown device {device!r}") from None
     else:
         increment = int(device)
-    return (OP_IO, increment, _cycles(duration_ns))
+        device = None
+    return (OP_IO, increment, _cycles(duration_ns), device)
 
 
 def set_event(event) -> tuple:
@@ -122,3 +130,13 @@ def call(fn, *args) -> tuple:
     """Run `fn(*args)` on the thread (kernel code written in Python).  If it returns a
     positive number of ns, the thread then spends that long in kernel mode."""
     return (OP_CALL, fn, args)
+
+
+def commit(size_bytes: int) -> tuple:
+    """VirtualAlloc(MEM_COMMIT) of `size_bytes` private bytes; job memory limits apply."""
+    return (OP_COMMIT, int(size_bytes))
+
+
+def decommit(size_bytes: int) -> tuple:
+    """VirtualFree(MEM_DECOMMIT) of `size_bytes` (never below zero)."""
+    return (OP_COMMIT, -int(size_bytes))

@@ -391,7 +391,7 @@ def thread_view(t: ThreadInfo) -> dict:
         "ideal_cpu": None,  # no live source reads it (Windows keeps it in the KTHREAD only)
         "affinity": None if t.affinity is None else list(t.affinity),
         "suspend_count": t.native.get("suspend_count"),
-        "fiber": None,
+        "fiber": None, "fibers": None,  # user-mode fibers are invisible from outside
         "create_time_us": t.create_time_us, "exit_code": t.exit_code,
         "native": t.native,
     }
@@ -408,6 +408,9 @@ def process_view(p: ProcessInfo, thread_views: list[dict] | None = None) -> dict
         "foreground": None,  # no live source knows NT's foreground (focus) process
         "create_time_us": p.create_time_us, "exit_time_us": None,
         "user_time_us": _us(p.user_time_s), "kernel_time_us": _us(p.kernel_time_s),
+        # Not sampled yet: committed bytes, handle counts, minimal/pico kinds
+        "commit": None, "peak_commit": None, "handle_count": None, "minimal": None,
+        "subsystem": None,
         "threads": [thread_view(t) for t in p.threads] if thread_views is None else thread_views,
         "readable": p.readable,
         "native": p.native,
