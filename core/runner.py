@@ -12,10 +12,10 @@ order (a process's threads in the order listed), and each newly ready thread is
 dispatched before the next object is created.
 
 The machine is booted first with the scenario's boot set (core.kernel.boot); a
-process's `parent` may name a process of that set.  What the kernel does not simulate
-yet (jobs, fibers, FLS, commit/decommit, protected processes, open_process,
-io_complete) is refused before anything runs, with a ScenarioError naming the file,
-line and key, rather than silently ignored.
+process's `parent` may name a process of that set.  Jobs are created at time 0 in file
+order with their limits; a process with `job` is assigned right after its creation,
+before its threads exist.  A limit the kernel refuses (an affinity outside the machine,
+say) is a ScenarioError naming the file, line and key.
 """
 
 from __future__ import annotations
@@ -26,30 +26,14 @@ from dataclasses import dataclass, field
 from core import scenario as sc
 from core.kernel import KernelError, Machine, ProgramLivelock, program
 from core.kernel.boot import boot
-from core.kernel.constants import ERROR_ACCESS_DENIED
+from core.kernel.constants import ERROR_ACCESS_DENIED, ERROR_INVALID_HANDLE
 from core.kernel.objects import DispatcherObject
+from core.kernel.objects import Job as KJob
 from core.kernel.objects import Process as KProcess
 from core.kernel.objects import Thread as KThread
 from core.units import format_duration
 
 __all__ = ["Run", "RunResult", "build_machine", "run_scenario"]
-
-# Appended to every refusal of a feature the kernel does not model yet.
-NOT_SIMULATED = "this version of KOI does not simulate it"
-
-_UNSUPPORTED_STEPS = {
-    sc.Commit: "memory commit/decommit",
-    sc.FiberConvert: "fibers", sc.FiberCreate: "fibers", sc.FiberSwitch: "fibers",
-    sc.FiberDelete: "fibers", sc.FiberToThread: "fibers",
-    sc.FlsAlloc: "fiber local storage", sc.FlsSet: "fiber local storage",
-    sc.FlsFree: "fiber local storage",
-}
-_UNSUPPORTED_ACTIONS = {
-    sc.Assign: "jobs", sc.TerminateJob: "jobs", sc.CloseJobHandle: "jobs",
-    sc.OpenProcess: "open_process (process protection and access checks)",
-    sc.IoComplete: "io_complete (completing an outstanding I/O early)",
-}
-
 
 @dataclass
 class Run:
@@ -62,6 +46,8 @@ class Run:
     threads: dict[str, KThread] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)  # every kernel event, in time order
     boot_processes: dict[str, KProcess] = field(default_factory=dict)  # boot set, by name
+    jobs: dict[str, KJob] = field(default_factory=dict)
+    program_steps: dict[str, tuple] = field(default_factory=dict)  # [programs] as kernel steps
 
     def run_until(self, until_ns: int) -> None:
         """Run to `until_ns`; a livelocked program becomes a ScenarioError on its thread."""
@@ -116,8 +102,7 @@ class RunResult:
 def build_machine(scenario: sc.Scenario, seed: int | None = None) -> Run:
     """A Machine for `scenario` at time 0: objects due at 0 are created (and dispatched),
     later ones and the [[at]] actions are scheduled. `seed` overrides [system] seed.
-    Raises ScenarioError for what this version cannot simulate."""
-    _refuse_unsupported(scenario)
+    Raises ScenarioError for a limit or object the kernel refuses."""
     creations = _creation_order(scenario)
     _check_references(scenario, creations)
     system = scenario.system
@@ -137,6 +122,8 @@ def build_machine(scenario: sc.Scenario, seed: int | None = None) -> Run:
         run.objects[s.name] = machine.create_semaphore(s.name, s.initial, s.maximum)
     for mx in scenario.mutexes:
         run.objects[mx.name] = machine.create_mutex(mx.name)
+    for i, j in enumerate(scenario.jobs):
+        _create_job(run, i, j)
 
     # One callback per instant, so that everything due then is created in file order with
     # a dispatch after each; instants are pushed before the actions, so at equal times
@@ -169,37 +156,6 @@ def run_scenario(scenario: sc.Scenario, until_ns: int | None = None,
 def _error(scenario: sc.Scenario, path: tuple, message: str) -> sc.ScenarioError:
     line = sc._Locator(scenario.source).line_of(path) if scenario.source else None
     return sc.ScenarioError(message, scenario.filename, line, sc.format_key(path) or None)
-
-
-def _refuse(scenario: sc.Scenario, path: tuple, what: str) -> sc.ScenarioError:
-    return _error(scenario, path, f"{what}: {NOT_SIMULATED} yet")
-
-
-def _refuse_unsupported(scenario: sc.Scenario) -> None:
-    if scenario.jobs:
-        raise _refuse(scenario, ("job", 0), "jobs")
-    for pi, p in enumerate(scenario.processes):
-        if p.job is not None:
-            raise _refuse(scenario, ("process", pi, "job"), "jobs")
-        if p.protection != "none":
-            raise _refuse(scenario, ("process", pi, "protection"),
-                          f"protected processes ({p.protection})")
-    for pi, p in enumerate(scenario.processes):
-        for ti, t in enumerate(p.threads):
-            _refuse_steps(scenario, t.program, _program_path(t, pi, ti))
-    for name, steps in scenario.programs.items():
-        _refuse_steps(scenario, steps, ("programs", name))
-    for i, at in enumerate(scenario.at):
-        what = _UNSUPPORTED_ACTIONS.get(type(at.action))
-        if what:
-            raise _refuse(scenario, ("at", i, "do"), what)
-
-
-def _refuse_steps(scenario: sc.Scenario, steps, base: tuple) -> None:
-    for k, step in enumerate(steps):
-        what = _UNSUPPORTED_STEPS.get(type(step))
-        if what:
-            raise _refuse(scenario, base + (k,), f"'{step}': {what}")
 
 
 def _program_path(t: sc.Thread, pi: int, ti: int) -> tuple:
@@ -259,13 +215,46 @@ def _check_references(scenario: sc.Scenario, creations) -> None:
 
 # ---- creation (at its start time) ------------------------------------------------------------
 
+def _create_job(run: Run, i: int, j: sc.Job) -> None:
+    m = run.machine
+    parent = run.jobs[j.parent] if j.parent is not None else None
+    job = m.create_job(j.name, parent, j.completion_port)
+    run.jobs[j.name] = job
+    lim = j.limits
+    refused: list[dict] = []
+    m.subscribe(refused.append)
+    try:
+        ok = m.set_job_limits(
+            job, active_process=lim.active_process, affinity=lim.affinity,
+            priority_class=lim.priority_class, scheduling_class=lim.scheduling_class,
+            per_process_user_time_ns=lim.per_process_user_time_ns,
+            per_job_user_time_ns=lim.per_job_user_time_ns,
+            end_of_job_time_action=lim.end_of_job_time_action,
+            process_memory=lim.process_memory_bytes, job_memory=lim.job_memory_bytes,
+            kill_on_job_close=lim.kill_on_job_close, breakaway_ok=lim.breakaway_ok,
+            silent_breakaway_ok=lim.silent_breakaway_ok)
+        if ok and j.cpu_rate is not None:
+            r = j.cpu_rate
+            ok = m.set_job_cpu_rate(job, hard_cap=r.hard_cap, weight=r.weight,
+                                    min_rate=r.min_rate, max_rate=r.max_rate)
+            where = ("job", i, "cpu_rate")
+        else:
+            where = ("job", i, "limits")
+    finally:
+        m.unsubscribe(refused.append)
+    if not ok:
+        reason = next((e.get("reason") for e in refused if e["type"] == "api_error"), "refused")
+        raise _error(run.scenario, where, f"job {j.name!r}: SetInformationJobObject fails: "
+                                          f"{reason}")
+
+
 def _create_all(run: Run, items: list[tuple]) -> None:
     for item in items:
         if item[0] == "process":
             _create_process(run, item[1])
         else:
             p = run.scenario.processes[item[1]]
-            _create_thread(run, run.processes[p.name], item[1], item[2], False)
+            _create_thread(run, run.processes.get(p.name), item[1], item[2], False)
 
 
 def _create_process(run: Run, pi: int) -> None:
@@ -277,19 +266,27 @@ def _create_process(run: Run, pi: int) -> None:
     klass = p.priority_class if p.priority_class_given or parent is None else None
     affinity = list(p.affinity) if p.affinity_given or parent is None else None
     try:
-        proc = m.create_process(p.name, klass, affinity, p.foreground, p.disable_boost, parent)
+        proc = m.create_process(p.name, klass, affinity, p.foreground, p.disable_boost, parent,
+                                protection=p.protection, breakaway=p.breakaway)
     except KernelError as exc:
         raise _error(run.scenario, ("process", pi), str(exc)) from None
+    if proc is None:
+        return  # CreateProcess failed (a job refused the child): an api_error event says so
     run.processes[p.name] = proc
+    if p.job is not None:
+        m.assign_process_to_job(run.jobs[p.job], proc)  # right after creation (formats §2)
     for ti, t in enumerate(p.threads):
         if ti == 0 or t.start_ns == p.start_ns:
             # CREATE_SUSPENDED holds the initial (primary) thread only, as in Windows
             _create_thread(run, proc, pi, ti, p.create_suspended and ti == 0)
 
 
-def _create_thread(run: Run, proc: KProcess, pi: int, ti: int, suspended: bool) -> None:
+def _create_thread(run: Run, proc: KProcess | None, pi: int, ti: int, suspended: bool) -> None:
     t = run.scenario.processes[pi].threads[ti]
     m = run.machine
+    if proc is None:
+        m.api_error("create_thread", ERROR_INVALID_HANDLE, name=t.name)  # never created
+        return
     if proc.exited:
         # CreateThread into a process that has already exited fails and creates nothing;
         # reported as the kernel reports any failed call (an api_error event)
@@ -312,6 +309,14 @@ def _target(run: Run, name: str):
         if name in table:
             return table[name]
     return run.threads[name]
+
+
+def _steps(run: Run, program_name: str) -> tuple:
+    """A [programs] entry as kernel steps, built once (fibers may run it many times)."""
+    cache = run.program_steps
+    if program_name not in cache:
+        cache[program_name] = tuple(_step(run, s) for s in run.scenario.programs[program_name])
+    return cache[program_name]
 
 
 def _step(run: Run, s) -> tuple:
@@ -342,7 +347,24 @@ def _step(run: Run, s) -> tuple:
         return program.exit_thread(s.code)
     if isinstance(s, sc.Repeat):
         return program.repeat()
-    # _refuse_unsupported has already rejected every other kind
+    if isinstance(s, sc.Commit):
+        return program.decommit(s.size_bytes) if s.release else program.commit(s.size_bytes)
+    if isinstance(s, sc.FiberConvert):
+        return program.fiber_convert()
+    if isinstance(s, sc.FiberCreate):
+        return program.fiber_create(s.fiber, lambda: _steps(run, s.program))
+    if isinstance(s, sc.FiberSwitch):
+        return program.fiber_switch(s.fiber)
+    if isinstance(s, sc.FiberDelete):
+        return program.fiber_delete(s.fiber)
+    if isinstance(s, sc.FiberToThread):
+        return program.fiber_to_thread()
+    if isinstance(s, sc.FlsAlloc):
+        return program.fls_alloc(s.slot)
+    if isinstance(s, sc.FlsSet):
+        return program.fls_set(s.slot, s.value)
+    if isinstance(s, sc.FlsFree):
+        return program.fls_free(s.slot)
     raise TypeError(f"step {s} has no kernel equivalent")
 
 
@@ -350,6 +372,11 @@ def _step(run: Run, s) -> tuple:
 
 def _do_action(run: Run, a) -> None:
     m = run.machine
+    name = getattr(a, "process", None)
+    if name is not None and name not in run.processes:
+        # its CreateProcess failed, so there is no handle to act on
+        m.api_error(a.op, ERROR_INVALID_HANDLE, name=name)
+        return
     if isinstance(a, sc.SetEvent):
         m.set_event(run.objects[a.event])
     elif isinstance(a, sc.Suspend):
@@ -370,6 +397,21 @@ def _do_action(run: Run, a) -> None:
         m.set_foreground(run.processes[a.process])
     elif isinstance(a, sc.SetPrioritySeparation):
         m.set_priority_separation(a.value)
-    else:  # _refuse_unsupported has already rejected every other kind
+    elif isinstance(a, sc.Assign):
+        m.assign_process_to_job(run.jobs[a.job], run.processes[a.process])
+    elif isinstance(a, sc.TerminateJob):
+        m.terminate_job(run.jobs[a.job], a.code)
+    elif isinstance(a, sc.CloseJobHandle):
+        m.close_job_handle(run.jobs[a.job])
+    elif isinstance(a, sc.OpenProcess):
+        caller = run.processes.get(a.caller) or run.boot_processes.get(a.caller)
+        target = run.processes.get(a.target) or run.boot_processes.get(a.target)
+        if caller is None or target is None:
+            m.api_error("open_process", ERROR_INVALID_HANDLE, caller=a.caller, target=a.target)
+        else:
+            m.open_process(caller, target, a.access)
+    elif isinstance(a, sc.IoComplete):
+        m.io_complete(run.threads[a.thread], a.device)
+    else:
         raise TypeError(f"action {a} has no kernel equivalent")
     m.dispatch()  # what the action readied runs at this instant, before anything else

@@ -165,22 +165,26 @@ def test_bad_seed_exits_2(capsys, s03):
 
 # ---- the shipped examples ----------------------------------------------------------------------
 
-RUNNABLE = [p for p in SCENARIOS if p.name != "affinity.toml"]
-
-
-@pytest.mark.parametrize("path", RUNNABLE, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
 def test_shipped_scenarios_run(capsys, path):
     status, out, err = run(capsys, "run", str(path), "--cswitch-csv", "-")
     assert (status, err) == (0, "")
     assert out.startswith(CSV_HEADER + "\n") and len(out.splitlines()) > 1
 
 
-def test_affinity_example_uses_a_job_which_is_refused(capsys):
-    # affinity.toml demonstrates a job's affinity limit; jobs are not simulated yet
-    status, out, err = run(capsys, "run", str(ROOT / "resources/scenarios/affinity.toml"))
-    assert (status, out) == (2, "")
-    assert_one_line_error(err)
-    assert "affinity.toml:20: job[0]: jobs: this version of KOI does not simulate it" in err
+def test_affinity_example_job_limit_moves_batch_to_cpu1():
+    r = run_scenario(parse_scenario((ROOT / "resources/scenarios/affinity.toml").read_text(),
+                                    "affinity.toml"))
+    state = r.state()
+    batch = next(p for p in state["processes"] if p["name"] == "batch.exe")
+    assert batch["jobs"] == ["cpu1"]
+    assert batch["threads"][0]["affinity"] == [1]
+    job = state["jobs"][0]
+    assert (job["name"], job["active_processes"], job["total_processes"]) == ("cpu1", 1, 1)
+    # B only ever runs on CPU 1
+    rows = [line.split(",") for line in r.cswitch_csv().splitlines()[1:]]
+    b_tid = batch["threads"][0]["tid"]
+    assert {row[1] for row in rows if row[8] == str(b_tid)} == {"1"}
 
 
 def test_boosts_example_keyboard_boost_and_decay():
@@ -314,32 +318,15 @@ def test_unreadable_file_exits_2(tmp_path, capsys):
     assert "missing.toml" in err
 
 
-@pytest.mark.parametrize("text,where,fragment", [
-    ('[[job]]\nname = "J"\n', "3: job[0]", "jobs"),
-    ('[[job]]\nname = "J"\n[[process]]\nname = "p"\njob = "J"\n  [[process.thread]]\n'
-     '  name = "T"\n', "3: job[0]", "jobs"),
-    ('[[process]]\nname = "p"\nprotection = "ppl-lsa"\n  [[process.thread]]\n  name = "T"\n',
-     "5: process[0].protection", "ppl-lsa"),
-    ('[[process]]\nname = "p"\n  [[process.thread]]\n  name = "T"\n'
-     '  program = ["cpu 1ms", "commit 4KiB"]\n', "7: process[0].thread[0].program[1]", "commit"),
-    ('[programs]\nf = ["cpu 1ms"]\n[[process]]\nname = "p"\n  [[process.thread]]\n'
-     '  name = "T"\n  program = ["fiber_convert", "fiber_create X f"]\n',
-     "9: process[0].thread[0].program[0]", "fibers"),
-    ('[programs]\nw = ["fls_alloc s", "cpu 1ms"]\n[[process]]\nname = "p"\n'
-     '  [[process.thread]]\n  name = "T"\n  program = "w"\n', "4: programs.w[0]",
-     "fiber local storage"),
-    ('[[process]]\nname = "p"\n  [[process.thread]]\n  name = "T"\n'
-     '  program = ["io disk 5ms"]\n[[at]]\ntime = "1ms"\ndo = "io_complete T disk"\n',
-     "10: at[0].do", "io_complete"),
-])
-def test_unsupported_features_refused_with_location(tmp_path, capsys, text, where, fragment):
-    path = tmp_path / "u.toml"
-    path.write_text("# header\n\n" + text)
+def test_a_job_limit_the_kernel_refuses_names_its_key(tmp_path, capsys):
+    path = tmp_path / "j.toml"
+    path.write_text('[system]\ncpus = 2\n\n[[job]]\nname = "J"\n[job.cpu_rate]\n'
+                    'min_rate = 6000\nmax_rate = 8000\n\n[[job]]\nname = "K"\n[job.cpu_rate]\nmin_rate = 6000\nmax_rate = 8000\n')
     status, out, err = run(capsys, "run", str(path), "--state-json", "-")
     assert (status, out) == (2, "")
     assert_one_line_error(err)
-    assert f"u.toml:{where}: " in err
-    assert fragment in err and "does not simulate" in err
+    assert "j.toml:12: job[1].cpu_rate: job 'K': SetInformationJobObject fails: " in err
+    assert "MinRates would add up to 12000" in err
 
 
 def test_wait_on_thread_created_later_is_refused(tmp_path, capsys):
@@ -416,7 +403,7 @@ def test_unwritable_directory_exits_2(tmp_path, capsys, s03):
 
 def test_bad_scenario_writes_nothing(tmp_path, capsys):
     path = tmp_path / "bad.toml"
-    path.write_text('[[job]]\nname = "J"\n')
+    path.write_text('[[job]]\nname = "J"\n[job.cpu_rate]\nhard_cap = 0\n')
     target = tmp_path / "state.json"
     status, _, _ = run(capsys, "run", str(path), "--state-json", str(target))
     assert status == 2 and not target.exists()

@@ -168,6 +168,9 @@ class Dispatcher:
 
     def _ready(self, t, cur: int = -1) -> None:
         """Make t ready: processor selection (§3.9), preemption (§3.2/3.4), queueing (§3.3)."""
+        if t.process.rate_throttled:
+            self._park(t)  # its job is over its CPU rate for this interval (§6.13)
+            return
         t.ready_tick = self.now // self.tick
         aff = t.affinity
         idle = self.idle_mask & aff

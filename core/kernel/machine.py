@@ -17,6 +17,7 @@ from .constants import (
     CYCLES_PER_S,
     DEFAULT_CLOCK_INTERVAL_NS,
     DelayExecution,
+    Executive,
     UserRequest,
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_HANDLE,
@@ -40,6 +41,7 @@ from .constants import (
     WrQueue,
     base_priority,
     cycles_to_us,
+    decode_priority_separation,
     parse_priority_class,
     parse_relative_priority,
     process_base_priority,
@@ -48,7 +50,7 @@ from .constants import (
 from .dispatcher import EV_BALANCE, EV_CALL, EV_TIMER, LEAVE_BLOCK, LEAVE_READY, Dispatcher
 from .fibers import FiberOps
 from .handles import HandleOps
-from .jobs import JobOps
+from .jobs import DEFAULT_CPU_RATE_INTERVAL_NS, JobOps
 from .ntapi import NtKernel, dos_error
 from .objects import (
     NOTIFICATION,
@@ -99,6 +101,12 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
     system_threads : extra idle threads of the System process (pid 4), waiting in WrQueue
         (boot.boot_bare gives System its real set of threads).
     boot_time : wall-clock time of simulated time 0, the origin of FILETIMEs.
+    job_nesting : Windows 8+ nested jobs (default); False: a process in a job cannot be
+        assigned to another (ERROR_ACCESS_DENIED, Windows 7 and earlier) (§6.10).
+    job_time_check_ns : how often job time limits are checked (None: every clock tick;
+        Windows says "periodically") (§6.4).
+    cpu_rate_interval_ns : the CPU rate control scheduling interval (undocumented;
+        100 ms by default) (§6.13).
     seed : seeds `rng`; the dispatcher itself is fully deterministic.
     """
 
@@ -107,7 +115,10 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                  server: bool = False, starvation_quantum_units: int = 3,
                  sleep0: str = SLEEP0_ANY, wait_quantum: str = WAIT_QUANTUM_VISTA,
                  starvation_honours_disable_boost: bool = False, system_threads: int = 0,
-                 boot_time: datetime = DEFAULT_BOOT_TIME, seed: int = 0) -> None:
+                 boot_time: datetime = DEFAULT_BOOT_TIME, job_nesting: bool = True,
+                 job_time_check_ns: int | None = None,
+                 cpu_rate_interval_ns: int = DEFAULT_CPU_RATE_INTERVAL_NS,
+                 seed: int = 0) -> None:
         if not 1 <= cpus <= 64:
             raise KernelError(f"cpus must be 1..64, not {cpus}")
         if clock_interval_ns <= 0:
@@ -140,6 +151,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         self._trace_stage = self.trace._stage
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
+        self._init_jobs(job_nesting, job_time_check_ns, cpu_rate_interval_ns)
         self._next_cid = 8  # CIDs are multiples of 4; 0 = Idle, 4 = System
         self._next_seed = 0
         self.quantum_units: tuple[int, int, int] = (6, 12, 18)
@@ -215,11 +227,15 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         self.win32_priority_separation = value
         self.quantum_units = table
         self.ps_priority_separation = sep
+        self.fixed_quantum = not decode_priority_separation(value, self.server)[1]
 
     def _set_quantum_reset(self, proc: Process) -> None:
-        # PspComputeQuantum: foreground index = PsPrioritySeparation, else 0 (§2.3)
-        idx = self.ps_priority_separation if proc.foreground else 0
-        proc.quantum_reset = self.quantum_units[idx] * self.unit
+        # PspComputeQuantum: with fixed quanta a job's scheduling class decides (§6.12);
+        # else foreground index = PsPrioritySeparation, background 0 (§2.3)
+        units = self.job_quantum_units(proc) if proc.jobs else None
+        if units is None:
+            units = self.quantum_units[self.ps_priority_separation if proc.foreground else 0]
+        proc.quantum_reset = units * self.unit
 
     def set_priority_separation(self, value: int) -> None:
         """Change Win32PrioritySeparation at run time (PsChangeQuantumTable, §2.5):
@@ -262,7 +278,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                        affinity=None, foreground: bool = False, disable_boost: bool = False,
                        parent: Process | None = None, protection: str = "none",
                        image_path: str | None = None, minimal: bool = False,
-                       subsystem: str = "win32") -> Process:
+                       subsystem: str = "win32", breakaway: bool = False) -> Process | None:
         """Create a process (no threads yet).  Without a class, a child of an IDLE or
         BELOW_NORMAL parent inherits the parent's class, otherwise NORMAL (§1.6).
         Without an affinity, it inherits the parent's (§8.1), else all CPUs.
@@ -270,7 +286,11 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         The parent's first live thread is the creator: process-notify routines run in its
         context when the first thread is created (formats.md §7).  `image_path` is the
         FullImageName load-image routines see; `minimal` makes a minimal process (no
-        user address space: Registry, MemCompression); `subsystem` "wsl" a pico process."""
+        user address space: Registry, MemCompression); `subsystem` "wsl" a pico process.
+
+        A child joins its parent's jobs unless it breaks away (`breakaway` is
+        CREATE_BREAKAWAY_FROM_JOB, §6.9).  When the job forbids that, or is at its
+        active-process limit, CreateProcess fails: None, with an api_error event."""
         if priority_class is None:
             if parent is not None and parent.priority_class in ("idle", "below_normal"):
                 cls = parent.priority_class
@@ -283,6 +303,12 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                 raise KernelError(str(e)) from None
         default_aff = parent.affinity if parent is not None else self.all_cpus_mask
         mask = self._mask(affinity, default_aff)
+        job, error = self._inherit_jobs(parent, breakaway)
+        if error:
+            creator = next((t for t in parent.threads if t.state != TERMINATED), None)
+            self.api_error("create_process", error, name=name,
+                           **({"tid": creator.tid} if creator else {}))
+            return None
         pid = self._alloc_cid()
         proc = Process(pid, name, cls, mask, parent.pid if parent is not None else None,
                        False, disable_boost, self._take_seed(), protection, self.now)
@@ -300,6 +326,8 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                        parent_pid=parent.pid if parent is not None else None)
         if foreground:
             self.set_foreground(proc)
+        if job is not None:
+            self._join(proc, job, list(job.chain()))
         if self.nt.image_routines and not minimal and subsystem == "win32":
             # MmInitializeProcessAddressSpace maps the image, then ntdll (§8.1 stage 3)
             self.nt._image_loaded(proc, proc.image_path, 0x7FF6_0000_0000, 0x10_0000,
@@ -318,6 +346,12 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         if process.exited:
             self.api_error("set_priority_class", ERROR_ACCESS_DENIED, pid=process.pid)
             return False
+        if not self.job_allows_class_change(process):
+            return True  # a job's class limit: succeeds but is silently ignored (§6.7)
+        self._set_class(process, cls)
+        return True
+
+    def _set_class(self, process: Process, cls: str) -> None:
         process.priority_class = cls
         for t in process.threads:
             if t.state == TERMINATED:
@@ -327,7 +361,6 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                 lo, hi = (16, 31) if cls == "realtime" else (1, 15)
                 base = max(lo, min(hi, CLASS_BASE_PRIORITY[cls] + t.relative))
             self._set_base(t, base, "set_priority_class")
-        return True
 
     def set_process_priority_boost(self, process: Process, disable: bool) -> bool:
         """SetProcessPriorityBoost(P, DisablePriorityBoost) (§4.8)."""
@@ -343,6 +376,10 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
             mask = self._mask(cpus, 0)
         except KernelError:
             self.api_error("set_process_affinity", ERROR_INVALID_PARAMETER, pid=process.pid)
+            return False
+        if not self.job_process_affinity_check(process, mask):
+            # a job's affinity limit: processes cannot set their own mask (§6.8, S18)
+            self.api_error("set_process_affinity", ERROR_ACCESS_DENIED, pid=process.pid)
             return False
         process.affinity = mask
         for t in process.threads:
@@ -616,6 +653,17 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
             self._wake(thread, 0)
         return prev
 
+    def io_complete(self, thread: Thread, device: str) -> bool:
+        """Complete the thread's outstanding `io DEVICE` now, with the device's boost
+        (the `io_complete` action).  False, with an api_error event, if it has none."""
+        if (thread.state != WAITING or thread.wait_reason != Executive
+                or thread.wait_obj is not None or thread.io_device != device.lower()):
+            self.api_error("io_complete", ERROR_INVALID_PARAMETER, tid=thread.tid,
+                           name=thread.name, device=device)
+            return False
+        self._unwait(thread, 0, thread.wait_inc)
+        return True
+
     def terminate_thread(self, thread: Thread, exit_code: int) -> bool:
         """TerminateThread."""
         if thread.state == TERMINATED or thread.is_idle:
@@ -639,6 +687,8 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
             self.api_error("close_handle", ERROR_INVALID_HANDLE, object=getattr(obj, "name", None))
             return False
         obj.refs -= 1
+        if obj.refs == 0:
+            self._object_released(obj)
         return True
 
     # ------------------------------------------------------------------ dispatcher objects

@@ -75,7 +75,7 @@ class Process(DispatcherObject):
         "threads", "live_threads", "exit_code", "exited", "quantum_reset", "thread_seed",
         "protection", "create_time", "exit_time", "image_path", "minimal", "subsystem",
         "creator", "create_notified", "jobs", "job_limit_failed", "commit", "peak_commit",
-        "handles", "fls_slots", "pico_context",
+        "handles", "fls_slots", "pico_context", "rate_throttled",
     )
     kind = "process"
 
@@ -106,14 +106,15 @@ class Process(DispatcherObject):
         self.create_notified: list | None = None
         # Jobs the process belongs to, innermost first (jobs.py); a process never leaves one
         self.jobs: list[Job] = []
-        # The job whose active-process limit it broke: it still counts there as active
+        # The jobs whose active-process limit it broke: it still counts there as active
         # until its object is deleted (exited, no handle left, §6.3)
-        self.job_limit_failed: Job | None = None
+        self.job_limit_failed: list[Job] | None = None
         self.commit = 0  # committed private bytes (what job memory limits act on, §6.6)
         self.peak_commit = 0
         self.handles = None  # its HandleTable (handles.py), made on first use
         self.fls_slots: dict = {}  # FLS index allocation, per process (fibers.py, §7.6)
         self.pico_context = 0  # EPROCESS.PicoContext of a pico process (§9.6)
+        self.rate_throttled = 0  # how many of its jobs hold it for CPU rate control (§6.13)
 
     def __repr__(self) -> str:
         return f"<Process {self.pid} {self.name!r} {self.priority_class}>"
@@ -243,7 +244,7 @@ class Job(DispatcherObject):
         "process_memory_limit", "job_memory_limit", "cpu_rate", "completion_port",
         "total_processes", "active_processes", "total_terminated_processes",
         "baselines", "period_base", "peak_process_memory", "peak_job_memory",
-        "handles", "terminating", "closed", "create_time", "messages", "rate_used",
+        "terminating", "closed", "create_time", "messages", "rate_mark", "rate_held",
         "throttled",
     )
     kind = "job"
@@ -275,13 +276,15 @@ class Job(DispatcherObject):
         self.period_base = (0, 0)  # (user, kernel) totals when the period began
         self.peak_process_memory = 0
         self.peak_job_memory = 0
-        self.handles = 1  # the creator's handle
         self.terminating = False
         self.closed = False  # destroyed: last handle closed and no process left
         self.create_time = create_time
         self.messages: list[tuple[int, int, int | None]] = []  # (time, code, pid) posted
-        self.rate_used = 0  # cycles run in the current CPU-rate interval
-        self.throttled: list[Thread] = []  # threads held in WrCpuRateControl
+        # CPU rate control: job CPU cycles when the interval began (None: not yet read),
+        # whether the job is held until the next interval, and the threads it holds
+        self.rate_mark: int | None = None
+        self.rate_held = False
+        self.throttled: list[Thread] = []  # threads waiting in WrCpuRateControl
 
     def chain(self):
         """This job and its ancestors, innermost first."""
