@@ -407,3 +407,17 @@ def test_bad_scenario_writes_nothing(tmp_path, capsys):
     target = tmp_path / "state.json"
     status, _, _ = run(capsys, "run", str(path), "--state-json", str(target))
     assert status == 2 and not target.exists()
+
+
+def test_jobs_example_messages_and_cap():
+    r = run_scenario(parse_scenario((ROOT / "resources/scenarios/jobs.toml").read_text(),
+                                    "jobs.toml"))
+    msgs = [(e["time_us"], e["job"], e["message"]) for e in r.events if e["type"] == "job_message"]
+    assert (100000.0, "sandbox", "ACTIVE_PROCESS_LIMIT") in msgs
+    assert (93750.0, "timed", "END_OF_PROCESS_TIME") in msgs
+    assert msgs[-1] == (800000.0, "sandbox", "ACTIVE_PROCESS_ZERO")
+    late = next(e for e in r.events if e["type"] == "process_exit" and e["name"] == "late.exe")
+    assert late["exit_code"] == 1816
+    capped = next(j for j in r.state()["jobs"] if j["name"] == "capped")
+    # 25 % of two CPUs for 800 ms, to within a millisecond per interval
+    assert 396000 <= capped["total_user_time_us"] <= 408000
