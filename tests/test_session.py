@@ -655,3 +655,23 @@ def test_koi_session_info_refuses_a_bad_file(tmp_path):
     bad.write_text("hello")
     with pytest.raises(UsageError, match=r"x\.koi: not a KOI session"):
         cli_session.run(_cli("session", "info", str(bad)))
+
+
+def test_replay_equality_with_jobs(tmp_path):
+    """Jobs (nested, capped, limit-failed, terminated) replay exactly as they ran."""
+    text = (ROOT / "resources/scenarios/jobs.toml").read_text()
+    scenario = parse_scenario(text, "jobs.toml")
+    rec = record_scenario(scenario, interval_ns=50_000_000)
+    path = tmp_path / "jobs.koi"
+    rec.save(path)
+    twin = run_scenario(scenario, until_ns=0).run  # the oracle, run alongside
+    with open_session(path) as s:
+        times = s.sample_times()
+        assert len(times) > 10
+        seen_jobs = set()
+        for t in times:
+            twin.run_until(round(t * 1000))
+            state = twin.machine.state()
+            assert s.state_at(t) == state, t
+            seen_jobs.update(j["name"] for j in state["jobs"])
+    assert seen_jobs == {"sandbox", "capped", "timed"}

@@ -686,7 +686,9 @@ class Dispatcher:
                 self._set_standby(c, nxt)
 
     # ------------------------------------------------------------------ exit
-    def _exit_thread(self, t, code: int) -> None:
+    def _exit_thread(self, t, code: int, terminated: bool = False) -> None:
+        """t ends with `code`; `terminated` (TerminateThread/Process) runs no user-mode
+        code, so no FLS callbacks (§8.4)."""
         st = t.state
         if st == TERMINATED:
             return
@@ -713,8 +715,9 @@ class Dispatcher:
             m.signaled = True
             self._signal(m, MUTANT_INCREMENT, c)
         t.owned = []
-        if t.fibers or t.fls:
-            self._fiber_thread_exit(t)  # FLS callbacks run on thread exit (§7.6)
+        if t.fiber is not None or t.fibers or t.fls:
+            # FLS callbacks run on thread exit (§7.6), not on termination
+            self._fiber_thread_exit(t, run_callbacks=not terminated)
         t.signaled = True
         self._signal(t, 0, c)
         if self._subs:

@@ -397,7 +397,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
             self._exit_process(process, exit_code)
             return True
         for t in live:
-            self._exit_thread(t, exit_code)
+            self._exit_thread(t, exit_code, terminated=True)
         return True
 
     def get_exit_code_process(self, process: Process) -> int:
@@ -670,7 +670,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
             self.api_error("terminate_thread", ERROR_ACCESS_DENIED, tid=thread.tid,
                             name=thread.name)
             return False
-        self._exit_thread(thread, exit_code)
+        self._exit_thread(thread, exit_code, terminated=True)
         return True
 
     def get_exit_code_thread(self, thread: Thread) -> int:

@@ -140,3 +140,51 @@ def commit(size_bytes: int) -> tuple:
 def decommit(size_bytes: int) -> tuple:
     """VirtualFree(MEM_DECOMMIT) of `size_bytes` (never below zero)."""
     return (OP_COMMIT, -int(size_bytes))
+
+
+# ---- fibers and FLS (§7; fibers.py executes them) ---------------------------------------
+def fiber_convert(parameter: int = 0, flags: int = 0) -> tuple:
+    """ConvertThreadToFiberEx(parameter, flags): the thread becomes a fiber named after
+    itself (fails with ERROR_ALREADY_FIBER the second time)."""
+    return (OP_FIBER, "convert", int(parameter), int(flags))
+
+
+def fiber_create(name: str, program, parameter: int = 0, stack_reserve: int = 0) -> tuple:
+    """CreateFiberEx: a fiber `name` running `program` (steps, or a zero-argument callable
+    returning them, resolved when the step runs); it first runs when switched to.  A
+    stack_reserve of 0 is the 1 MB default."""
+    if not callable(program):
+        program = tuple(program)
+    return (OP_FIBER, "create", name, program, int(parameter), int(stack_reserve))
+
+
+def fiber_switch(name) -> tuple:
+    """SwitchToFiber(name): continue in that fiber of the process; the scheduler sees
+    nothing."""
+    return (OP_FIBER, "switch", name)
+
+
+def fiber_delete(name) -> tuple:
+    """DeleteFiber(name): runs the fiber's FLS callbacks; deleting the running fiber ends
+    the thread with exit code 1."""
+    return (OP_FIBER, "delete", name)
+
+
+def fiber_to_thread() -> tuple:
+    """ConvertFiberToThread (fails with ERROR_ALREADY_THREAD if not a fiber)."""
+    return (OP_FIBER, "to_thread")
+
+
+def fls_alloc(slot: str) -> tuple:
+    """FlsAlloc(callback): later steps name the index `slot`."""
+    return (OP_FIBER, "fls_alloc", slot)
+
+
+def fls_set(slot: str, value: int) -> tuple:
+    """FlsSetValue(slot, value) on the running fiber (the thread itself if not a fiber)."""
+    return (OP_FIBER, "fls_set", slot, int(value))
+
+
+def fls_free(slot: str) -> tuple:
+    """FlsFree(slot): the callback runs for every non-zero value, then the index is free."""
+    return (OP_FIBER, "fls_free", slot)
