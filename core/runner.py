@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from core import scenario as sc
 from core.kernel import KernelError, Machine, ProgramLivelock, program
 from core.kernel.boot import boot
+from core.layouts import catalogue
 from core.kernel.constants import ERROR_ACCESS_DENIED, ERROR_INVALID_HANDLE
 from core.kernel.objects import DispatcherObject
 from core.kernel.objects import Job as KJob
@@ -107,8 +108,10 @@ def build_machine(scenario: sc.Scenario, seed: int | None = None) -> Run:
     _check_references(scenario, creations)
     system = scenario.system
     try:
+        build = catalogue().find(system.build, None)
         machine = Machine(cpus=system.cpus,
                           win32_priority_separation=system.priority_separation,
+                          windows_build=build.id, windows_arch=build.arch,
                           seed=system.seed if seed is None else seed)
     except KernelError as exc:
         raise _error(scenario, ("system",), str(exc)) from None

@@ -30,7 +30,7 @@ from inspector.process_model import (
 )
 
 EVENT_TYPES = ("process_create", "process_exit", "thread_create", "thread_exit", "priority",
-               "api_error", "job_message", "open_process")
+               "api_error", "job_message", "open_process", "open_thread", "fls_callback")
 EVENT_TYPE_TIPS = {
     "process_create": "A process was created",
     "process_exit": "A process exited",
@@ -41,6 +41,9 @@ EVENT_TYPE_TIPS = {
     "api_error": "A call failed; the Win32 error it returned",
     "job_message": "A job posted a JOB_OBJECT_MSG_ message to its completion port",
     "open_process": "OpenProcess, and whether protection or access checks refused it",
+    "open_thread": "OpenThread, and whether protection or access checks refused it",
+    "fls_callback": "An FLS callback ran: a fiber was deleted, a thread exited or an FLS "
+                    "index was freed with data in its slot",
 }
 
 LOG_COLUMNS = ("Time (s)", "Type", "Process", "Thread", "Details")
@@ -314,15 +317,26 @@ class EventLogModel(QAbstractTableModel):
             details = f"job {get('job', '?')}: JOB_OBJECT_MSG_{get('message', '?')}"
             if get("code") is not None:
                 details += f" ({get('code')})"
+            if get("source_job"):
+                details += f", about job {get('source_job')}"
             thread_name = None
-        elif etype == "open_process":
-            caller, target = get("caller"), get("target")
-            if pid is None and isinstance(caller, int):
-                pid = caller
+        elif etype in ("open_process", "open_thread"):
+            if pid is None:
+                pid = get("caller_pid")  # the caller; None for a tool outside the machine
             access = get("access")
-            target_text = self._process_text(target) if isinstance(target, int) else str(target)
-            details = (f"OpenProcess({target_text}, access {_hex(access)}): "
-                       f"{get('result', '?')}")
+            target_pid = get("target_pid")
+            target_text = (self._process_text(target_pid) if isinstance(target_pid, int)
+                           else str(get("target", "?")))
+            if etype == "open_thread":
+                call = f"OpenThread({get('target_tid', '?')} of {target_text}"
+            else:
+                call = f"OpenProcess({target_text}"
+            details = f"{call}, access {_hex(access)}): {get('result', '?')}"
+            thread_name = name
+        elif etype == "fls_callback":
+            fiber = get("fiber")
+            details = (f"FLS callback for slot {get('slot', '?')} (index {get('index', '?')}), "
+                       f"value {_hex(get('value'))}" + (f", fiber {fiber}" if fiber else ""))
             thread_name = name
         else:
             details = ", ".join(f"{k} {v}" for k, v in ev.items()

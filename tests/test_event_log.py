@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from core.kernel import program as P
 from core.kernel.machine import Machine
 from inspector.event_log import (
-    DETAILS, PROCESS, THREAD, TIME, TYPE, EventLogModel, EventLogView,
+    DETAILS, EVENT_TYPES, PROCESS, THREAD, TIME, TYPE, EventLogModel, EventLogView,
 )
 
 
@@ -25,7 +25,8 @@ BOOT_EVENTS = [
     ev(90.0, "api_error", op="release_mutex", error="ERROR_NOT_OWNER", code=288, tid=16,
        name="worker", object="M"),
     ev(95.0, "job_message", job="J", message="NEW_PROCESS", code=6, pid=12),
-    ev(96.0, "open_process", caller=8, target=4, access=0x1F0FFF, result="ERROR_ACCESS_DENIED"),
+    ev(96.0, "open_process", caller="app.exe", caller_pid=8, target="System", target_pid=4,
+       access=0x1F0FFF, result="ERROR_ACCESS_DENIED", handle=None),
     ev(5000.0, "thread_exit", pid=12, tid=16, name="worker", exit_code=3),
     ev(5000.0, "process_exit", pid=12, name="child.exe", exit_code=0xC0000005),
 ]
@@ -136,7 +137,7 @@ def test_type_filter(view):
     assert "priority" not in shown(view) and "process_create" not in shown(view)
     assert len(shown(view)) == len(BOOT_EVENTS) - 4
     assert view.count_label.text() == f"6 of {len(BOOT_EVENTS)} events"
-    assert view.types_button.text() == "Types (6 of 8)"
+    assert view.types_button.text() == f"Types ({len(EVENT_TYPES) - 2} of {len(EVENT_TYPES)})"
     # New events of a hidden type stay hidden.
     view.model.append_events([ev(6000.0, "priority", tid=16, priority=9, base_priority=8,
                                  reason="decay")])
@@ -212,3 +213,19 @@ def test_a_simulated_machine_feeds_the_log(qtbot):
     assert rows(model, THREAD)[boost] == f"T ({app.threads[0].tid})"
     assert rows(model, PROCESS)[boost] == f"typist.exe ({app.pid})"
     assert types.count("process_exit") == 2
+
+
+def test_open_thread_and_fls_callback_read_like_a_log(qtmodeltester):
+    model = EventLogModel()
+    model.append_events(BOOT_EVENTS[:3] + [
+        ev(10.0, "open_thread", caller=None, caller_pid=None, target="child.exe", target_pid=12,
+           target_tid=16, access=0x1, result="ok", handle=4),
+        ev(11.0, "fls_callback", pid=12, tid=16, slot="s", index=1, value=0x42, fiber="F1"),
+        ev(12.0, "job_message", job="J", message="NEW_PROCESS", code=6, pid=12, source_job="J2"),
+    ])
+    qtmodeltester.check(model)
+    assert rows(model, DETAILS)[3:] == [
+        "OpenThread(16 of child.exe (12), access 0x1): ok",
+        "FLS callback for slot s (index 1), value 0x42, fiber F1",
+        "job J: JOB_OBJECT_MSG_NEW_PROCESS (6), about job J2",
+    ]

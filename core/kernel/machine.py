@@ -49,7 +49,7 @@ from .constants import (
 )
 from .dispatcher import EV_BALANCE, EV_CALL, EV_TIMER, LEAVE_BLOCK, LEAVE_READY, Dispatcher
 from .fibers import FiberOps
-from .handles import HandleOps
+from .handles import HandleOps, check_dominance_mode, check_protection_name
 from .jobs import DEFAULT_CPU_RATE_INTERVAL_NS, JobOps
 from .ntapi import NtKernel, dos_error
 from .objects import (
@@ -107,6 +107,15 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         Windows says "periodically") (§6.4).
     cpu_rate_interval_ns : the CPU rate control scheduling interval (undocumented;
         100 ms by default) (§6.13).
+    fls_maximum : FLS_MAXIMUM_AVAILABLE, 128 (phnt and older SDK headers, default) or
+        4080 (newer SDK headers) (§7.6).
+    windows_build, windows_arch : the Windows the machine is: decides where UMS exists
+        (§7.7) (memory layouts are chosen separately, kmemory.bind).
+    ppl_dominance : how a protected caller's signer dominates a protected target's:
+        "windows-internals" or "system-informer" (handles.py, §9.3).
+    ppl_unkillable : whether Antimalware/Lsa/WinTcb PPLs deny PROCESS_TERMINATE to
+        callers they are not dominated by (WI, masks unverified; default: Microsoft's
+        documented list, which leaves TERMINATE obtainable) (§9.2).
     seed : seeds `rng`; the dispatcher itself is fully deterministic.
     """
 
@@ -118,7 +127,9 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                  boot_time: datetime = DEFAULT_BOOT_TIME, job_nesting: bool = True,
                  job_time_check_ns: int | None = None,
                  cpu_rate_interval_ns: int = DEFAULT_CPU_RATE_INTERVAL_NS,
-                 seed: int = 0) -> None:
+                 fls_maximum: int = 128, windows_build: str = "10.0.19041.3570",
+                 windows_arch: str = "x64", ppl_dominance: str = "windows-internals",
+                 ppl_unkillable: bool = False, seed: int = 0) -> None:
         if not 1 <= cpus <= 64:
             raise KernelError(f"cpus must be 1..64, not {cpus}")
         if clock_interval_ns <= 0:
@@ -152,6 +163,14 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
         self._init_jobs(job_nesting, job_time_check_ns, cpu_rate_interval_ns)
+        self.fls_maximum = fls_maximum
+        self.windows_build = windows_build
+        self.windows_arch = windows_arch
+        try:
+            self.ppl_dominance = check_dominance_mode(ppl_dominance)
+        except ValueError as e:
+            raise KernelError(str(e)) from None
+        self.ppl_unkillable = ppl_unkillable
         self._next_cid = 8  # CIDs are multiples of 4; 0 = Idle, 4 = System
         self._next_seed = 0
         self.quantum_units: tuple[int, int, int] = (6, 12, 18)
@@ -301,6 +320,12 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                 cls = parse_priority_class(priority_class)
             except ValueError as e:
                 raise KernelError(str(e)) from None
+        try:
+            check_protection_name(protection)
+        except ValueError as e:
+            raise KernelError(str(e)) from None
+        if subsystem not in ("win32", "wsl"):
+            raise KernelError(f"subsystem must be 'win32' or 'wsl', not {subsystem!r}")
         default_aff = parent.affinity if parent is not None else self.all_cpus_mask
         mask = self._mask(affinity, default_aff)
         job, error = self._inherit_jobs(parent, breakaway)
@@ -312,10 +337,9 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         pid = self._alloc_cid()
         proc = Process(pid, name, cls, mask, parent.pid if parent is not None else None,
                        False, disable_boost, self._take_seed(), protection, self.now)
-        if subsystem not in ("win32", "wsl"):
-            raise KernelError(f"subsystem must be 'win32' or 'wsl', not {subsystem!r}")
         proc.image_path = image_path or name
-        proc.minimal = minimal
+        # a pico process is built on a minimal one (§9.5: "the pico base")
+        proc.minimal = minimal or subsystem != "win32"
         proc.subsystem = subsystem
         if parent is not None:
             proc.creator = next((t for t in parent.threads if t.state != TERMINATED), None)
