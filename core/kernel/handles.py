@@ -15,7 +15,7 @@ every caller passes the DACL.  `caller=None` is an administrator's tool outside 
 simulation holding SeDebugPrivilege, which does not bypass protection (§9.2); its handles
 live in a table of the machine's own (`handles_of(None)`).
 
-Settings, read from the Machine when a check runs (set them as attributes):
+Settings, Machine(ppl_dominance=..., ppl_unkillable=...):
 
 - ``ppl_dominance``: which signer may open which (§9.3; the kernel's RtlProtectedAccess
   DominateMask table was not read, so both readings are offered):
