@@ -421,3 +421,18 @@ def test_jobs_example_messages_and_cap():
     capped = next(j for j in r.state()["jobs"] if j["name"] == "capped")
     # 25 % of two CPUs for 800 ms, to within a millisecond per interval
     assert 396000 <= capped["total_user_time_us"] <= 408000
+
+
+def test_fibers_example_one_thread_for_the_scheduler():
+    r = run_scenario(parse_scenario((ROOT / "resources/scenarios/fibers.toml").read_text(),
+                                    "fibers.toml"))
+    rows = [line.split(",") for line in r.cswitch_csv().splitlines()[1:]]
+    t_tid = str(r.run.threads["T"].tid)
+    # T leaves the CPU only when H preempts it (twice: at creation, at 7 ms) and at exit
+    assert [(row[0], row[5], row[6]) for row in rows if row[3] == t_tid] == [
+        ("0.000", "Ready", "WrPreempted"), ("7000.000", "Ready", "WrPreempted"),
+        ("13000.000", "Terminated", "")]
+    assert not [e for e in r.events if e["type"] == "priority" and e["name"] == "T"]
+    fls = [(e["time_us"], e["value"], e["fiber"]) for e in r.events if e["type"] == "fls_callback"]
+    assert fls == [(13000.0, 11, "F1"), (13000.0, 22, "F2")]
+    assert r.run.threads["T"].exit_code == 1
