@@ -248,6 +248,8 @@ def test_s20_kill_on_job_close():
     m.set_job_limits(j, kill_on_job_close=True)
     assert m.close_job_handle(j)
     assert p1.exited and p2.exited and p1.exit_code == 0  # ReactOS: STATUS_SUCCESS
+    assert not j.closed  # P1's process object, still referenced, references the job
+    m.close_handle(p1)
     assert j.closed and j not in m.jobs
 
 
@@ -257,6 +259,7 @@ def test_s20_without_kill_on_close_the_job_outlives_its_handle():
     assert not p1.exited and not j.closed and [x["name"] for x in m.state()["jobs"]] == ["J"]
     m.terminate_process(p1, 0)
     m.terminate_process(p2, 0)
+    m.close_handle(p1)
     assert j.closed and m.state()["jobs"] == []
     assert not m.close_job_handle(j)  # no handle left
     assert errors(ev, "close_job_handle") == ["ERROR_INVALID_HANDLE"]
@@ -531,3 +534,16 @@ def test_property_limits_hold_and_accounting_adds_up(limit, steps):
         assert user == sum(sum(t.user for t in p.threads) - j.baselines[id(p)][0]
                            for p in j.members)
         m.check_invariants()
+
+
+def test_a_referenced_member_keeps_its_job_alive():
+    m, _ = machine()
+    j = m.create_job("J")
+    p = proc(m, "p")
+    m.assign_process_to_job(j, p)
+    m.open_handle(p)
+    m.close_job_handle(j)
+    m.terminate_process(p, 0)
+    assert not j.closed and [x["name"] for x in m.state()["jobs"]] == ["J"]
+    m.close_handle(p)
+    assert j.closed and m.state()["jobs"] == []

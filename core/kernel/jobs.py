@@ -545,8 +545,11 @@ class JobOps:
         """The last reference to `obj` went away (called by the handle tables)."""
         if isinstance(obj, Job):
             self._job_handles_closed(obj)
-        elif getattr(obj, "job_limit_failed", None):
+            return
+        if getattr(obj, "job_limit_failed", None):
             self._release_failed(obj)
+        for j in getattr(obj, "jobs", ()):  # a process object referenced its jobs
+            self._maybe_destroy(j)
 
     # ------------------------------------------------------------------ ending
     def _terminate_for_limit(self, process, jobs) -> None:
@@ -602,8 +605,11 @@ class JobOps:
         self._maybe_destroy(job)
 
     def _maybe_destroy(self, job: Job) -> None:
-        """A job lives until its last handle is closed and no process is active (§6.11)."""
+        """A job lives until its last handle is closed and no process is active (§6.11),
+        and while a member's process object (which references it) still exists."""
         if job.closed or job.refs > 0 or job.active_processes > 0:
+            return
+        if any(p.refs > 0 for p in job.members):
             return
         if any(not c.closed for c in job.children):
             return

@@ -2,8 +2,11 @@
 
 ``KernelMemory(machine, build)`` gives every visible process an ``_EPROCESS`` (with its
 ``_KPROCESS`` Pcb) linked on ``nt!PsActiveProcessHead``, every thread an ``_ETHREAD``
-(with its ``_KTHREAD`` Tcb) on both thread lists of its process, and user processes a
-``_PEB``, each of their threads a ``_TEB``, a ``_TOKEN`` and a ``_HANDLE_TABLE``.
+(with its ``_KTHREAD`` Tcb) on both thread lists of its process, user processes a
+``_PEB`` and each of their threads a ``_TEB``, and every job an ``_EJOB`` linked on
+``nt!PspJobList``.  A job's ProcessListHead links the processes whose innermost job it is
+(through ``_EPROCESS.JobLinks``, the one link a process has); from Windows 8 its
+ChildJobListHead links its child jobs (through SiblingJobLinks).
 
 Identity, names and links are stored once; everything the dispatcher changes (state,
 priorities, times, counts) is served by providers that read the kernel object when
@@ -13,7 +16,11 @@ process stays on the list while a handle references it, as on Windows, where the
 EPROCESS leaves ActiveProcessLinks only when the object is deleted).
 
 Members the simulation has no value for (StartAddress, WaitListEntry, the PEB's loader
-data; Token and ObjectTable, whose _TOKEN and _HANDLE_TABLE layouts are not shipped) stay unset and read as "not modelled"; members a build lacks are skipped.
+data; Token and ObjectTable, whose _TOKEN and _HANDLE_TABLE layouts are not shipped; the
+job's locks, I/O counters, completion port and CPU rate control; the TEB's
+NtTib.FiberData and FlsData, see _teb_values) stay unset and read as "not modelled";
+members a build lacks are skipped.  A fiber's own context (parameter, stack, FLS) lives
+in user memory behind the fiber address, with no shipped layout: `fiber_info` gives it.
 Shapes that change across builds (Affinity: ULONG_PTR, _KAFFINITY_EX, _GROUP_AFFINITY
 or a pointer) are written in the shape of the build being shown.
 """
@@ -28,6 +35,7 @@ from core.memory import AddressSpace, KObject
 
 from .constants import (
     CYCLES_PER_NS,
+    JOB_OBJECT_LIMIT_AFFINITY,
     KTHREAD_STATE,
     PRIORITY_CLASS_CODE,
     TERMINATED,
@@ -40,14 +48,20 @@ PROTECTION_LEVEL = {"none": 0x00, "ppl-authenticode": 0x11, "ppl-antimalware": 0
                     "ppl-lsa": 0x41, "ppl-windows": 0x51, "ppl-wintcb": 0x61,
                     "pp-wintcb": 0x62, "pp-winsystem": 0x72}
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+PAGE_SHIFT = 12  # x86 and x64: the job keeps its memory limits and usage in pages
+HUNDRED_NS = 100 * CYCLES_PER_NS  # cycles per 100 ns unit (job time limits)
 
 
 def _since_boot(cycles: int) -> timedelta:
     return timedelta(microseconds=cycles // (1000 * CYCLES_PER_NS))
 
 
+def _pages(size: int) -> int:
+    return -(-size >> PAGE_SHIFT)  # bytes -> pages, rounded up
+
+
 class KernelMemory:
-    """A machine's processes and threads as structures of one Windows build."""
+    """A machine's processes, threads and jobs as structures of one Windows build."""
 
     def __init__(self, machine, build: Build) -> None:
         self.m = machine
@@ -60,6 +74,15 @@ class KernelMemory:
         self.teb: dict[int, KObject] = {}
         self._thread_lists: dict[int, tuple] = {}  # id(process) -> (ThreadListHead, Pcb's)
         self._affinity: dict[tuple[int, str], KObject] = {}  # separate _KAFFINITY_EX (24H2)
+        # Jobs: every _EJOB is on nt!PspJobList through its JobLinks
+        self.job_head = self.space.create_global("PspJobList", "_LIST_ENTRY")
+        self.job_list = self.space.new_list(self.job_head, "", "_EJOB", "JobLinks")
+        self.ejob: dict[int, KObject] = {}  # id(kernel Job) -> _EJOB
+        self._jobs: dict[int, object] = {}  # id(Job) -> Job (held, so the id stays its own)
+        self._process_lists: dict[int, object] = {}  # id(Job) -> its ProcessListHead
+        self._child_lists: dict[int, object] = {}  # id(Job) -> its ChildJobListHead (8+)
+        self._linked_job: dict[int, tuple] = {}  # id(process) -> (process, job whose list holds it)
+        self._linked_parent: dict[int, object] = {}  # id(job) -> parent whose list holds it
         machine.memory = self
         self.sync()
 
@@ -70,8 +93,10 @@ class KernelMemory:
     def set_build(self, build: Build) -> None:
         """Show the same objects as `build` lays them out."""
         self.space.set_build(build)
-        for obj in list(self.eprocess.values()) + list(self.ethread.values()):
-            obj.touch()
+        for objects in (self.eprocess, self.ethread, self.ejob):
+            for obj in list(objects.values()):
+                obj.touch()
+        self._sync_job_tree()  # a build with ChildJobListHead gets the child-job lists
 
     # ------------------------------------------------------------------ lookups
     def process_object(self, process) -> KObject | None:
@@ -87,6 +112,31 @@ class KernelMemory:
     def teb_address(self, thread) -> int | None:
         teb = self.teb.get(id(thread))
         return teb.address if teb is not None and teb.placed else None
+
+    def job_object(self, job) -> KObject | None:
+        """The _EJOB of a job that exists (None once the job is destroyed)."""
+        return self.ejob.get(id(job))
+
+    def fiber_info(self, fiber) -> dict:
+        """A fiber's own context, for the views.  On Windows it is the structure at the
+        fiber address (GetFiberData reads its first field, §7.5) with the saved registers,
+        stack bounds and FLS block; no layout of it is shipped, so it is given as values:
+        the address CreateFiber returned, lpParameter, the stack sizes asked for (0 commit:
+        the executable's default), FIBER_FLAG_* flags, and the FLS values (index -> value,
+        zero values not stored)."""
+        return {
+            "name": fiber.name,
+            "address": fiber.address,
+            "parameter": fiber.parameter,
+            "flags": fiber.flags,
+            "stack_reserve": fiber.stack_reserve,
+            "stack_commit": fiber.stack_commit,
+            "fls": dict(sorted(fiber.fls.items())),
+            "converted": fiber.converted,  # made by ConvertThreadToFiber
+            "deleted": fiber.deleted,
+            "owner_tid": fiber.owner.tid if fiber.owner is not None else None,
+            "selected_on_tid": fiber.thread.tid if fiber.thread is not None else None,
+        }
 
     # ------------------------------------------------------------------ sync
     def sync(self) -> None:
@@ -105,6 +155,7 @@ class KernelMemory:
                         self._remove_thread(t)
             elif id(p) in self.eprocess:
                 self._remove_process(p)
+        self._sync_jobs()
 
     def _add_process(self, p) -> None:
         sp = self.space
@@ -113,16 +164,18 @@ class KernelMemory:
             "ImageFileName": p.name.encode("ascii", "replace")[:14],
             "CreateTime": self.m.boot_time + _since_boot(p.create_time),
             "Pcb.Header.Type": "ProcessObject",
+            # PS_PROTECTION (8.1+): one byte, Type:3 | Audit:1 | Signer:4 (§9.1); the
+            # bitfields read back from the Level written here
+            "Protection.Level": PROTECTION_LEVEL.get(p.protection, 0),
+            "Minimal": int(p.minimal),  # Flags3.Minimal (8.1+, §9.5)
+            "PicoCreated": int(p.subsystem == "wsl"),  # Flags2.PicoCreated (§9.6)
         }
         if p.parent_pid is not None:
             values["InheritedFromUniqueProcessId"] = p.parent_pid
-        values["Protection.Level"] = PROTECTION_LEVEL.get(p.protection, 0)  # Vista+
         label = "Idle" if p.pid == 0 else p.name
+        # Token and ObjectTable stay not modelled: the shipped layouts have no _TOKEN or
+        # _HANDLE_TABLE for them to point at.  Job and PicoContext come from the provider.
         obj = sp.create("_EPROCESS", values, label=label, provider=lambda: self._process_values(p))
-        if p.pid != 0:
-            # Token and ObjectTable stay not modelled: the shipped layouts have no _TOKEN
-            # or _HANDLE_TABLE for them to point at.  No job yet: a NULL Job.
-            obj.set("Job", None)
         if p.pid > 4 and not p.minimal and p.subsystem == "win32":
             major, minor, number = (int(x) for x in _VERSION.match(self.build.id).groups())
             peb = sp.create("_PEB", {"BeingDebugged": 0, "OSMajorVersion": major,
@@ -139,6 +192,73 @@ class KernelMemory:
         if p.pid != 0:  # the Idle process is not on PsActiveProcessHead
             self.active.append(obj)
         self.eprocess[id(p)] = obj
+
+    def _add_job(self, job) -> None:
+        sp = self.space
+        obj = sp.create("_EJOB", {"Event.Header.Type": "EventNotificationObject"},
+                        label=self.m.job_name(job), provider=lambda: self._job_values(job))
+        self._process_lists[id(job)] = sp.new_list(obj, "ProcessListHead", "_EPROCESS", "JobLinks")
+        self.job_list.append(obj)  # InsertTailList(&PspJobList, &Job->JobLinks)
+        self.ejob[id(job)] = obj
+        self._jobs[id(job)] = job
+
+    def _remove_job(self, key: int) -> None:
+        obj = self.ejob.pop(key)
+        self._jobs.pop(key)
+        self._process_lists.pop(key, None)
+        self._child_lists.pop(key, None)
+        self._linked_parent.pop(key, None)
+        for k in [k for k, (_, j) in self._linked_job.items() if id(j) == key]:
+            del self._linked_job[k]  # free() below empties its ProcessListHead
+        for k in [k for k, j in self._linked_parent.items() if id(j) == key]:
+            del self._linked_parent[k]
+        for k in [k for k in self._affinity if k[0] == key]:
+            self.space.free(self._affinity.pop(k))
+        self.space.free(obj)  # off PspJobList and its parent's child list
+
+    def _sync_jobs(self) -> None:
+        """_EJOBs for the jobs that exist, and who is on which job's lists."""
+        m = self.m
+        live = {id(j) for j in m.jobs}
+        for key in [k for k in self.ejob if k not in live]:
+            self._remove_job(key)
+        for job in m.jobs:
+            if id(job) not in self.ejob:
+                self._add_job(job)
+        # A process is on its innermost job's ProcessListHead (§6.10: nesting can move it
+        # into a job created later), in the order it joined
+        for key, (p, job) in list(self._linked_job.items()):
+            if p.jobs[0] is not job:
+                self._process_lists[id(job)].remove(self.eprocess[key])
+                del self._linked_job[key]
+        for job in m.jobs:
+            head = self._process_lists[id(job)]
+            for p in job.members:
+                obj = self.eprocess.get(id(p))
+                if obj is not None and p.jobs[0] is job and id(p) not in self._linked_job:
+                    head.append(obj)
+                    self._linked_job[id(p)] = (p, job)
+        self._sync_job_tree()
+
+    def _sync_job_tree(self) -> None:
+        """Child jobs on their parent's ChildJobListHead (builds from Windows 8)."""
+        plan = self.space.plan("_EJOB")
+        if plan.try_field("ChildJobListHead") is None or plan.try_field("SiblingJobLinks") is None:
+            return
+        for key, obj in self.ejob.items():
+            if key not in self._child_lists:
+                self._child_lists[key] = self.space.new_list(obj, "ChildJobListHead", "_EJOB",
+                                                             "SiblingJobLinks")
+        for key, parent in list(self._linked_parent.items()):
+            job = self._jobs[key]
+            if job.parent is not parent:
+                self._child_lists[id(parent)].remove(self.ejob[key])
+                del self._linked_parent[key]
+        for parent in self.m.jobs:
+            for child in parent.children:
+                if id(child) in self.ejob and id(child) not in self._linked_parent:
+                    self._child_lists[id(parent)].append(self.ejob[id(child)])
+                    self._linked_parent[id(child)] = parent
 
     def _add_thread(self, t) -> None:
         sp = self.space
@@ -159,7 +279,8 @@ class KernelMemory:
             teb = sp.create("_TEB", {"ClientId.UniqueProcess": t.pid,
                                      "ClientId.UniqueThread": t.tid,
                                      "ProcessEnvironmentBlock": peb},
-                            label=f"TEB {t.tid}", process=proc)
+                            label=f"TEB {t.tid}", process=proc,
+                            provider=lambda: self._teb_values(t))
             obj.set("Tcb.Teb", teb)
             self.teb[id(t)] = teb
         else:
@@ -181,6 +302,7 @@ class KernelMemory:
             if id(t) in self.ethread:
                 self._remove_thread(t)
         obj = self.eprocess.pop(id(p))
+        self._linked_job.pop(id(p), None)  # free() below takes it off its job's list
         self.peb.pop(id(p), None)
         self._thread_lists.pop(id(p), None)
         for key in [k for k in self._affinity if k[0] == id(p)]:
@@ -234,7 +356,75 @@ class KernelMemory:
         if p.exit_time is not None:
             values["ExitTime"] = m.boot_time + _since_boot(p.exit_time)
         values.update(self._affinity_values(p, "Pcb.Affinity", p.affinity, "_EPROCESS"))
+        if p.pid != 0:
+            # Job: the innermost job (PsGetProcessJob); a process is assigned at any time
+            if not p.jobs:
+                values["Job"] = None
+            elif id(p.jobs[0]) in self.ejob:
+                values["Job"] = self.ejob[id(p.jobs[0])]
+            # else: jobs.py destroyed the job while this exited process is still
+            # referenced; Windows keeps the job alive then, so the pointer is not modelled
+        if p.subsystem != "wsl":
+            values["PicoContext"] = None
+        elif p.pico_context:
+            # the pico provider's context (§9.6); 0 means the scenario gave none: no
+            # address is invented for it, the member stays not modelled
+            values["PicoContext"] = p.pico_context
         return values
+
+    def _job_values(self, job) -> dict:
+        """The _EJOB members the simulation keeps (§6): limits, accounting, hierarchy."""
+        m = self.m
+        acct = m.query_job_accounting(job)  # 100 ns units (§6.14)
+        values = {key: acct[key] for key in (
+            "TotalUserTime", "TotalKernelTime", "ThisPeriodTotalUserTime",
+            "ThisPeriodTotalKernelTime", "TotalProcesses", "ActiveProcesses",
+            "TotalTerminatedProcesses")}
+        used = m.job_memory_used(job)
+        values.update({
+            "Event.Header.SignalState": 1 if job.signaled else 0,
+            "LimitFlags": job.limit_flags,
+            "ActiveProcessLimit": job.active_process_limit,
+            "PerProcessUserTimeLimit": job.per_process_user_time // HUNDRED_NS,
+            "PerJobUserTimeLimit": job.per_job_user_time // HUNDRED_NS,
+            # the PROCESS_PRIORITY_CLASS code, copied as is into EPROCESS.PriorityClass
+            "PriorityClass": PRIORITY_CLASS_CODE.get(job.priority_class, 0),
+            "SchedulingClass": job.scheduling_class,
+            "EndOfJobTimeAction": job.end_of_job_time_action,
+            # Memory limits are kept in pages (Job->ProcessMemoryLimit = bytes >> PAGE_SHIFT);
+            # usage is charged in whole pages
+            "ProcessMemoryLimit": job.process_memory_limit >> PAGE_SHIFT,
+            "JobMemoryLimit": job.job_memory_limit >> PAGE_SHIFT,
+            "PeakProcessMemoryUsed": _pages(job.peak_process_memory),
+            "PeakJobMemoryUsed": _pages(job.peak_job_memory),
+            "CurrentJobMemoryUsed": _pages(used),
+            "EffectiveSchedulingClass": m._effective_scheduling_class(job),
+            "ParentJob": self.ejob.get(id(job.parent)) if job.parent is not None else None,
+        })
+        if job.limit_flags & JOB_OBJECT_LIMIT_AFFINITY:
+            values.update(self._affinity_values(job, "Affinity", job.affinity, "_EJOB"))
+        effective = m._effective_affinity(job)
+        if effective:
+            values.update(self._affinity_values(job, "EffectiveAffinity", effective, "_EJOB"))
+        effective_class = m._effective_class(job)
+        if effective_class is not None:
+            values["EffectivePriorityClass"] = PRIORITY_CLASS_CODE[effective_class]
+        if job.parent is not None:
+            # a nested job's RootJob is the top of its chain.  Whether a top-level job's
+            # RootJob is NULL or itself, and NestingDepth's base (0 or 1), no source at
+            # hand says: both stay not modelled rather than guessed.
+            values["RootJob"] = self.ejob.get(id(list(job.chain())[-1]))
+        return values
+
+    def _teb_values(self, t) -> dict:
+        """TEB members that change as the thread's fibers switch (§7.2).
+
+        HasFiberData (IsThreadAFiber) is set by ConvertThreadToFiber and cleared by
+        ConvertFiberToThread.  NtTib.FiberData (GetCurrentFiber, §7.5) stays not modelled:
+        no shipped build has an _NT_TIB layout, so NtTib is opaque and its FiberData cannot
+        be written alone.  FlsData points at an FLS data block, which has no shipped
+        layout either: not modelled rather than an address with nothing behind it."""
+        return {"HasFiberData": 1 if t.fiber is not None else 0}
 
     def _thread_values(self, t) -> dict:
         m = self.m
