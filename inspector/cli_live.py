@@ -74,6 +74,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
                       help="stop after this long (default: run until interrupted)")
     live.add_argument("--threads", action="store_true",
                       help="in the table, list each process's threads under it")
+    live.add_argument("--save", metavar="F.koi",
+                      help="record every sample into a session file, written when the run "
+                           "ends (--duration, Ctrl-C, or after the one --once sample)")
     live.add_argument("--source", choices=SOURCES, default="auto",
                       help="how to read the machine (default: the best one here)")
     return live
@@ -88,14 +91,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--duration does not apply to --once (it takes one sample)")
     if args.json and args.threads:
         raise UsageError("--threads is for the table; the JSON lists threads anyway")
+    if args.save is not None and (args.save == "-" or not args.save):
+        raise UsageError("--save needs a file name (a session is a database, not a stream)")
     raise_open_file_limit()
     try:
         source = open_source(args.source)
     except LiveError as exc:
         return _cannot_sample(exc)
+    recording = LiveRecording(args.interval or DEFAULT_INTERVAL_NS) if args.save else None
     try:
         if args.once:
-            return _once(source, args)
+            return _saved(recording, args, _once(source, args, recording))
         interval_ns = args.interval or DEFAULT_INTERVAL_NS
         snapshots: queue.Queue = queue.Queue()
         sampler = Sampler(source, interval_ns / 1e9, history=2, callback=snapshots.put,
@@ -111,24 +117,77 @@ def run(args: argparse.Namespace) -> int:
                         return _cannot_sample(item)
                     raise item
                 _emit(item, args)
+                if recording is not None:
+                    recording.add(item)
                 printed += 1
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a run without --duration ends
         finally:
             sampler.stop()
-        return 0
+        return _saved(recording, args, 0)
     except LiveError as exc:
         return _cannot_sample(exc)
     finally:
         source.close()
 
 
-def _once(source, args: argparse.Namespace) -> int:
+def _once(source, args: argparse.Namespace, recording=None) -> int:
     snap = source.sample()
     if args.interval is not None:
         time.sleep(args.interval / 1e9)
         snap = source.sample()
     _emit(snap, args)
+    if recording is not None:
+        recording.add(snap)
+    return 0
+
+
+class LiveRecording:
+    """The samples of a `koi live` run as a session (source "live"): each snapshot's
+    view state (the shape the app shows) and every CPU's cumulative busy/idle time."""
+
+    def __init__(self, interval_ns: int) -> None:
+        from core.live import ViewStateBuilder
+        from core.session import Recorder
+
+        self.views = ViewStateBuilder()
+        self.recorder: Recorder | None = None
+        self._recorder_cls = Recorder
+        self.interval_ns = interval_ns
+
+    def add(self, snap) -> None:
+        if self.recorder is None:
+            import platform
+
+            host = f"{platform.node()} ({platform.system()} {platform.release()}, " \
+                   f"{snap.cpus} CPUs, sampled with {snap.source})"
+            self.recorder = self._recorder_cls(
+                None, interval_ns=self.interval_ns, source="live", name=platform.node(),
+                description=host, cpus=snap.cpus, extra={"host": snap.host,
+                                                         "sampler": snap.source})
+        time_us = round(snap.uptime_s * 1e6, 3)
+        self.recorder.add_state(time_us, self.views.build(snap))
+        busy = [(c.user_s + c.kernel_s + c.other_s) * 1e6 for c in snap.cpu_times]
+        idle = [c.idle_s * 1e6 for c in snap.cpu_times]
+        self.recorder.add_cpu_sample(time_us, busy, idle)
+
+
+def _saved(recording, args: argparse.Namespace, status: int) -> int:
+    """Write the recording (atomically) once the run is over."""
+    if recording is None or status != 0:
+        return status
+    from core.session import SessionError
+
+    if recording.recorder is None:
+        print("koi: nothing was sampled, so no session was written", file=sys.stderr)
+        return 1
+    try:
+        recording.recorder.save(args.save)
+    except (SessionError, OSError) as exc:
+        print(f"koi: cannot write {args.save}: {exc}", file=sys.stderr)
+        return 2
+    n = recording.recorder.samples
+    print(f"koi: saved {n} sample{'' if n == 1 else 's'} to {args.save}", file=sys.stderr)
     return 0
 
 

@@ -69,6 +69,32 @@ def test_streaming_json_lines_for_a_duration(capsys):
     assert all(set(d) == {"time", "host", "cpus", "processes"} for d in docs)
 
 
+@needs_proc
+def test_save_records_every_sample_as_a_live_session(capsys, tmp_path):
+    from core.session import open_session
+
+    path = tmp_path / "live.koi"
+    assert koi_live("--json", "--interval", "100ms", "--duration", "200ms",
+                    "--save", str(path)) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3 and f"saved 3 samples to {path}" in err
+    with open_session(path) as s:
+        assert s.info().source == "live" and s.info().cpus == os.cpu_count()
+        times = s.sample_times()
+        assert len(times) == 3
+        state = s.state_at(times[-1])
+        me = next(p for p in state["processes"] if p["pid"] == os.getpid())
+        assert me["threads"] and state["source"] == "live"
+
+
+@needs_proc
+def test_save_with_once_and_an_unwritable_path(capsys, tmp_path):
+    assert koi_live("--once", "--json", "--save", str(tmp_path / "one.koi")) == 0
+    assert "saved 1 sample to" in capsys.readouterr().err
+    assert koi_live("--once", "--save", str(tmp_path / "no" / "dir" / "x.koi")) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--interval", "50ms"], "shorter than the shortest interval, 100ms"),
     (["--interval", "fast"], "is not a duration"),
@@ -76,6 +102,7 @@ def test_streaming_json_lines_for_a_duration(capsys):
     (["--once", "--duration", "1s"], "--duration does not apply to --once"),
     (["--json", "--threads"], "--threads is for the table"),
     (["--source", "dtrace"], "invalid choice"),
+    (["--once", "--save", "-"], "--save needs a file name"),
 ])
 def test_bad_usage(argv, message):
     with pytest.raises(UsageError, match=message):
