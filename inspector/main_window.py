@@ -2,10 +2,12 @@
 and events, with the controls that run it.
 
 Layout (every pane is a dock the user can move; QSettings keeps the arrangement):
-Processes on the left, the Object inspector and the Layouts browser in the centre,
-Threads, CPU timeline and Event log along the bottom.  Selecting a process shows its
-threads and its _EPROCESS; selecting a thread (in the table, the timeline or the event
-log) shows its _ETHREAD.  After every simulation frame each view takes what changed.
+Processes and Jobs on the left, the Object inspector and the Layouts browser in the
+centre, Threads, CPU timeline and Event log along the bottom with the selected thread's
+Fibers beside them.  Selecting a process shows its threads and its _EPROCESS; selecting
+a thread (in the table, the timeline or the event log) shows its _ETHREAD and its
+fibers; selecting a job shows its _EJOB, and clicking one of its processes selects it.
+After every simulation frame each view takes what changed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from core.layouts import Build, Catalogue, catalogue
 from core.scenario import ScenarioError
 from core.units import format_duration
 from inspector.event_log import EventLogView
+from inspector.fiber_view import FiberView
+from inspector.job_view import JobLimitsDialog, JobRequest, JobView
 from inspector.layout_browser import LayoutBrowser
 from inspector.object_view import ObjectView
 from inspector.process_model import ProcessTreeView
@@ -80,6 +84,17 @@ class Dialogs:
     def error(self, title: str, message: str) -> None:
         QMessageBox.warning(self.parent, title, message)
 
+    def job_form(self, title: str, jobs: list[str], current: dict | None,
+                 create: bool) -> JobRequest | None:
+        """The Create Job / Set Job Limits form; `current` is the job's state entry."""
+        dialog = JobLimitsDialog(self.parent, title=title, jobs=jobs, initial=current,
+                                 create=create)
+        try:
+            accepted = dialog.exec() == JobLimitsDialog.DialogCode.Accepted
+            return dialog.request if accepted else None
+        finally:
+            dialog.deleteLater()
+
 
 class MainWindow(QMainWindow):
     def __init__(self, cat: Catalogue | None = None, parent: QWidget | None = None,
@@ -100,6 +115,8 @@ class MainWindow(QMainWindow):
         self.browser = LayoutBrowser(self._catalogue)
         self.timeline = TimelineWidget()
         self.event_log = EventLogView()
+        self.jobs = JobView()
+        self.fibers = FiberView()
         self._trace_rows = 0
         self._selected_pid = -1
         self._selected_tid = -1
@@ -117,11 +134,21 @@ class MainWindow(QMainWindow):
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
         self.event_dock = self._dock("Event Log", self.event_log,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.job_dock = self._dock("Jobs", self.jobs, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.fiber_dock = self._dock("Fibers", self.fibers,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.process_dock, self.job_dock, Qt.Orientation.Vertical)
+        # Fibers beside the threads: split before tabifying (a tabbed dock takes tabs)
+        self.splitDockWidget(self.thread_dock, self.fiber_dock, Qt.Orientation.Horizontal)
         self.tabifyDockWidget(self.thread_dock, self.timeline_dock)
         self.tabifyDockWidget(self.timeline_dock, self.event_dock)
         self.thread_dock.raise_()
         self.resizeDocks([self.process_dock], [560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.process_dock, self.job_dock], [320, 300],
+                         Qt.Orientation.Vertical)
         self.resizeDocks([self.thread_dock], [300], Qt.Orientation.Vertical)
+        self.resizeDocks([self.thread_dock, self.fiber_dock], [600, 400],
+                         Qt.Orientation.Horizontal)
 
         self.time_label = QLabel()
         self.time_label.setObjectName("sim_time")
@@ -217,6 +244,26 @@ class MainWindow(QMainWindow):
         self.create_process_action = A("&Create Process...", "create_process",
                                        self.create_process)
         self.create_thread_action = A("Create &Thread...", "create_thread", self.create_thread)
+        # jobs (simulated machines only)
+        self.create_job_action = A("&Create Job...", "create_job", self.create_job,
+                                   tip="CreateJobObject, nested or not, with its limits")
+        self.assign_job_action = A("&Assign Process to Job...", "assign_process_to_job",
+                                   self.assign_process_to_job,
+                                   tip="AssignProcessToJobObject: the selected process joins "
+                                       "a job (for good)")
+        self.set_job_limits_action = A("Set Job &Limits...", "set_job_limits",
+                                       self.set_job_limits,
+                                       tip="SetInformationJobObject: limits and CPU rate of "
+                                           "the selected job")
+        self.terminate_job_action = A("&Terminate Job...", "terminate_job", self.terminate_job,
+                                      tip="TerminateJobObject: every process of the job and "
+                                          "its child jobs exits")
+        self.close_job_action = A("Close Job &Handle", "close_job_handle", self.close_job_handle,
+                                  tip="CloseHandle on the job: the last one applies "
+                                      "kill-on-close")
+        self.job_actions = (self.create_job_action, self.assign_job_action,
+                            self.set_job_limits_action, self.terminate_job_action,
+                            self.close_job_action)
         self.about_action = A("&About KOI", "about", self.show_about,
                               tip="Version, purpose and the sources of the layout data")
 
@@ -247,7 +294,8 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.object_view.back_action)
         view_menu.addAction(self.object_view.forward_action)
         view_menu.addSeparator()
-        for dock in (self.process_dock, self.thread_dock, self.timeline_dock, self.event_dock):
+        for dock in (self.process_dock, self.job_dock, self.thread_dock, self.fiber_dock,
+                     self.timeline_dock, self.event_dock):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(b.open_type_action)
@@ -273,6 +321,10 @@ class MainWindow(QMainWindow):
                     self.set_ideal_action, self.suspend_action, self.resume_action,
                     self.terminate_thread_action):
             thread_menu.addAction(act)
+        job_menu = bar.addMenu("&Job")
+        for act in self.job_actions:
+            job_menu.addAction(act)
+        self._update_job_actions()
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
@@ -307,6 +359,8 @@ class MainWindow(QMainWindow):
         self.threads.threadSelected.connect(self.select_thread)
         self.timeline.threadClicked.connect(self.select_thread)
         self.event_log.objectActivated.connect(self._on_event_object)
+        self.jobs.processActivated.connect(self._on_job_process)
+        self.jobs.jobSelected.connect(self._on_job_selected)
         self.browser.sig_build_changed.connect(self._on_build_changed)
         self.browser.sig_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.object_view.sig_message.connect(
@@ -352,6 +406,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name} — {WINDOW_TITLE}")
         self.object_view.show_object(None)
         self._selected_pid = self._selected_tid = -1
+        self.fibers.set_thread(None)
+        self._update_job_actions()
 
     # ------------------------------------------------------------------ frames
     def refresh(self) -> None:
@@ -365,6 +421,8 @@ class MainWindow(QMainWindow):
             self.processes.model.note_event(event)
         self.processes.update_state(state)
         self.threads.update_state(state)
+        self.jobs.update_state(state)
+        self.fibers.update_state(state)
         if new:
             self.event_log.model.append_events(new)
         rows = m.trace.columns_since(self._trace_rows)
@@ -391,6 +449,8 @@ class MainWindow(QMainWindow):
     def select_process(self, pid: int) -> None:
         self._selected_pid = pid
         self.threads.set_process(pid if pid >= 0 else None)
+        if self.fibers.pid != pid:
+            self.fibers.set_thread(None)
         m = self.sim.machine
         proc = m.processes.get(pid) if m is not None and pid >= 0 else None
         if proc is not None and self.sim.memory is not None:
@@ -406,6 +466,7 @@ class MainWindow(QMainWindow):
         self._selected_pid, self._selected_tid = pid, tid
         self.threads.select_tid(tid)
         self.timeline.select_thread(pid, tid)
+        self.fibers.set_thread(pid, tid)
         thread = m.threads.get(tid) if tid > 0 else None
         if thread is not None and self.sim.memory is not None:
             obj = self.sim.memory.thread_object(thread)
@@ -568,6 +629,178 @@ class MainWindow(QMainWindow):
         self.sim.memory.sync()
         self.refresh()
         self.select_thread(p.pid, t.tid)
+
+    # ------------------------------------------------------------------ jobs
+    def _update_job_actions(self) -> None:
+        # Jobs are changed through the simulated kernel's API; nothing else has one
+        simulated = self.sim.machine is not None
+        for act in self.job_actions:
+            act.setEnabled(simulated)
+
+    def _job_names(self) -> list[str]:
+        m = self.sim.machine
+        return [] if m is None else [m.job_name(j) for j in m.jobs]
+
+    def _find_job(self, name: str):
+        m = self.sim.machine
+        return None if m is None else next((j for j in m.jobs if m.job_name(j) == name), None)
+
+    def _selected_job(self):
+        """The kernel's Job selected in the Jobs dock (None: none, or it is destroyed)."""
+        m = self.sim.machine
+        key = self.jobs.selected_key()
+        if m is None or key is None:
+            return None
+        return next((j for j in m.jobs if (j.jid, m.job_name(j)) == key), None)
+
+    def _target_job(self, title: str):
+        """The job selected in the Jobs dock, else one the user picks."""
+        if self.sim.machine is None:
+            return None
+        job = self._selected_job()
+        if job is not None:
+            return job
+        names = tuple(self._job_names())
+        if not names:
+            self.dialogs.error(title, "There is no job: create one with Job > Create Job.")
+            return None
+        name = self.dialogs.choose(title, "Job:", names, names[0])
+        return None if name is None else self._find_job(name)
+
+    def _job_call(self, op: str, call) -> bool:
+        """Make one job API call; a failure is shown with its Windows error name and,
+        when the kernel gave one, the reason."""
+        from core.kernel.constants import ERROR_NAMES
+
+        m = self.sim.machine
+        errors: list[dict] = []
+
+        def collect(event: dict) -> None:
+            if event.get("type") == "api_error":
+                errors.append(event)
+
+        m.subscribe(collect)
+        try:
+            ok = bool(call())
+        finally:
+            m.unsubscribe(collect)
+        m.dispatch()  # a limit may have changed what runs where
+        if not ok:
+            code = m.last_error
+            reason = next((e["reason"] for e in reversed(errors) if e.get("reason")), None)
+            self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})"
+                               + (f": {reason}" if reason else ""))
+        return ok
+
+    def _jobs_changed(self) -> None:
+        if self.sim.memory is not None:
+            self.sim.memory.sync()
+        self.refresh()
+
+    def create_job(self) -> None:
+        m = self.sim.machine
+        if m is None:
+            return
+        names = self._job_names()
+        request = self.dialogs.job_form("Create Job", names, None, True)
+        if request is None:
+            return
+        if request.name is not None and (request.name in names
+                                         or request.name.startswith("Job#")):
+            self.dialogs.error("Create Job", f"A job named {request.name} already exists"
+                               if request.name in names else
+                               "Job#N names the unnamed jobs: choose another name")
+            return
+        parent = None
+        if request.parent is not None:
+            parent = self._find_job(request.parent)
+            if parent is None:
+                self.dialogs.error("Create Job", f"Job {request.parent} no longer exists")
+                return
+        try:
+            job = m.create_job(request.name, parent, completion_port=request.completion_port)
+        except ValueError as exc:
+            self.dialogs.error("Create Job", f"CreateJobObject failed: {exc}")
+            return
+        ok = True
+        if request.limits:
+            ok = self._job_call("SetInformationJobObject",
+                                lambda: m.set_job_limits(job, **request.limits))
+        if ok and request.cpu_rate:
+            self._job_call("SetInformationJobObject",
+                           lambda: m.set_job_cpu_rate(job, **request.cpu_rate))
+        self._jobs_changed()
+        self.jobs.select_job(m.job_name(job))
+
+    def set_job_limits(self) -> None:
+        job = self._target_job("Set Job Limits")
+        if job is None:
+            return
+        m = self.sim.machine
+        name = m.job_name(job)
+        request = self.dialogs.job_form(f"Set Limits of {name}", self._job_names(),
+                                        self.jobs.model.job((job.jid, name)), False)
+        if request is None:
+            return
+        # Every limit is replaced; an empty cpu_rate turns rate control off
+        if self._job_call("SetInformationJobObject",
+                          lambda: m.set_job_limits(job, **request.limits)):
+            self._job_call("SetInformationJobObject",
+                           lambda: m.set_job_cpu_rate(job, **request.cpu_rate))
+        self._jobs_changed()
+
+    def assign_process_to_job(self) -> None:
+        p = self._need(self.selected_process())
+        if p is None:
+            return
+        names = tuple(self._job_names())
+        if not names:
+            self.dialogs.error("Assign Process to Job",
+                               "There is no job: create one with Job > Create Job.")
+            return
+        selected = self.jobs.selected_key()
+        current = selected[1] if selected is not None and selected[1] in names else names[0]
+        name = self.dialogs.choose("Assign Process to Job", f"Job for {p.name} ({p.pid}):",
+                                   names, current)
+        job = None if name is None else self._find_job(name)
+        if job is None:
+            return
+        m = self.sim.machine
+        self._job_call("AssignProcessToJobObject", lambda: m.assign_process_to_job(job, p))
+        self._jobs_changed()
+
+    def terminate_job(self) -> None:
+        job = self._target_job("Terminate Job")
+        if job is None:
+            return
+        m = self.sim.machine
+        code = self.dialogs.integer("Terminate Job",
+                                    f"Exit code for every process of {m.job_name(job)}:",
+                                    1, -2**31, 2**31 - 1)
+        if code is not None:
+            self._job_call("TerminateJobObject", lambda: m.terminate_job(job, code))
+            self._jobs_changed()
+
+    def close_job_handle(self) -> None:
+        job = self._target_job("Close Job Handle")
+        if job is None:
+            return
+        m = self.sim.machine
+        self._job_call("CloseHandle", lambda: m.close_job_handle(job))
+        self._jobs_changed()
+
+    def _on_job_selected(self, _name: str) -> None:
+        """A job selected in the Jobs dock: its _EJOB in the Object view."""
+        job = self._selected_job()
+        obj = (self.sim.memory.job_object(job)
+               if job is not None and self.sim.memory is not None else None)
+        if obj is not None:
+            self.object_view.show_object(obj)
+            self.tabs.setCurrentWidget(self.object_view)
+
+    def _on_job_process(self, pid: int) -> None:
+        if not self.processes.select_pid(pid):
+            self.statusBar().showMessage(f"Process {pid} is no longer running", 4000)
 
     # ------------------------------------------------------------------ files
     def save_session_dialog(self) -> str | None:

@@ -343,6 +343,20 @@ class FilterEdit(QLineEdit):
 
 # ---- The column chooser
 
+def column_header(columns, section: int, orientation: Qt.Orientation, role: int):
+    """headerData for a table whose columns are `Column`s: title, tip, alignment."""
+    if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(columns):
+        return None
+    col = columns[section]
+    if role == Qt.ItemDataRole.DisplayRole:
+        return col.title
+    if role == Qt.ItemDataRole.ToolTipRole:
+        return col.tip
+    if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
+        return NUMERIC_ALIGNMENT
+    return None
+
+
 class ColumnChooser(QObject):
     """Header context menu with a checkable entry per column (Process Explorer's
     "Select Columns"); the header's saveState()/restoreState() keep the choice."""
@@ -740,16 +754,7 @@ class ProcessTreeModel(QStandardItemModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < PROCESS_COLUMN_COUNT:
-            return None
-        col = PROCESS_COLUMNS[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return col.title
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return col.tip
-        if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
-            return NUMERIC_ALIGNMENT
-        return None
+        return column_header(PROCESS_COLUMNS, section, orientation, role)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if role in _UNSERVED_ROLES:  # asked for every painted cell: answer before lookups

@@ -22,6 +22,7 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from inspector.process_model import (
+    column_header,
     DEFAULT_HIGHLIGHT_SECONDS, MARK_EXITED, MARK_NEW, MARK_NONE, NUMERIC_ALIGNMENT, PID_ROLE,
     SORT_ROLE, TID_ROLE, Column, ColumnChooser, Highlights, Index, as_tuple, cpu_mask,
     cpu_time_text, cpu_total, cpus_text, exit_code_text, identity_time, is_number,
@@ -284,16 +285,7 @@ class ThreadTableModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < THREAD_COLUMN_COUNT:
-            return None
-        col = THREAD_COLUMNS[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return col.title
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return col.tip
-        if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
-            return NUMERIC_ALIGNMENT
-        return None
+        return column_header(THREAD_COLUMNS, section, orientation, role)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):

@@ -128,7 +128,7 @@ def test_window_opens_and_closes(window):
     assert window.windowTitle() == "demo (desktop) — KOI — Kernel Object Inspector"
     assert window.width() >= 1000 and window.height() >= 700
     assert [a.text() for a in window.menuBar().actions()] == [
-        "&File", "&Edit", "&View", "&Simulation", "&Process", "&Thread", "&Help"]
+        "&File", "&Edit", "&View", "&Simulation", "&Process", "&Thread", "&Job", "&Help"]
     assert window.centralWidget() is window.tabs
     assert window.tabs.widget(1) is window.browser
     assert window.close()
@@ -387,3 +387,290 @@ def test_every_action_has_an_object_name(window):
     actions = list(walk(window.menuBar().actions()))
     assert len(actions) > 30
     assert [a.text() for a in actions if not a.objectName()] == []
+
+
+# ---- jobs and fibers
+
+class JobDialogs(FakeDialogs):
+    """FakeDialogs that also fill in the job form (`job_form`: a JobRequest or None)."""
+
+    def __init__(self, **answers):
+        super().__init__(**answers)
+        self.forms = []
+
+    def job_form(self, title, jobs, current, create):
+        self.forms.append((title, list(jobs), current, create))
+        return self.answers.get("job_form")
+
+
+JOBS_SCENARIO = """
+[system]
+cpus = 2
+until = "1s"
+
+[[job]]
+name = "outer"
+completion_port = true
+  [job.limits]
+  active_process = 3
+
+[[job]]
+name = "inner"
+parent = "outer"
+completion_port = true
+
+[[process]]
+name = "a.exe"
+job = "inner"
+  [[process.thread]]
+  name = "A"
+  program = ["cpu 5ms", "sleep 20ms", "repeat"]
+
+[[process]]
+name = "b.exe"
+  [[process.thread]]
+  name = "B"
+  program = ["cpu 3ms", "sleep 10ms", "repeat"]
+
+[[process]]
+name = "c.exe"
+  [[process.thread]]
+  name = "C"
+  program = ["sleep 10ms", "repeat"]
+"""
+
+# F converts itself, then lives in fibers m (sleeps) and w (works), switching by hand
+FIBER_SCENARIO = """
+[system]
+cpus = 1
+
+[[process]]
+name = "fib.exe"
+  [[process.thread]]
+  name = "F"
+  program = ["fiber_convert", "fls_alloc ctx", "fls_set ctx 7", "fiber_create w work",
+             "fiber_create m main", "fiber_switch m"]
+
+[[process]]
+name = "b.exe"
+  [[process.thread]]
+  name = "B"
+  program = ["cpu 3ms", "sleep 10ms", "repeat"]
+
+[programs]
+main = ["fiber_switch w", "sleep 50ms", "repeat"]
+work = ["cpu 1ms", "fls_set ctx 9", "fiber_switch m", "repeat"]
+"""
+
+
+@pytest.fixture
+def jobs_window(window, tmp_path):
+    path = tmp_path / "jobs.toml"
+    path.write_text(JOBS_SCENARIO)
+    assert window.open_path(str(path))
+    frames(window, 1)
+    return window
+
+
+def named_process(window, name):
+    return next(p for p in window.sim.machine.processes.values() if p.name == name)
+
+
+def named_job(window, name):
+    return window._find_job(name)
+
+
+def test_jobs_dock_shows_the_nested_jobs_and_selects_members(jobs_window, qtbot):
+    win = jobs_window
+    assert win.job_dock.objectName() == "jobs_dock" and win.job_dock.isVisible()
+    model = win.jobs.model
+    outer = model.index_of_key(model.key_of_name("outer"))
+    assert model.index(0, 0, outer).data() == "inner"
+    assert win.jobs.select_job("inner")
+    a = named_process(win, "a.exe")
+    assert win.jobs.details.members.texts(0) == [str(a.pid)]
+    obj = win.object_view.current_object  # the selected job's object
+    assert obj.type == "_EJOB" and obj.label == "inner"
+    win.jobs.processActivated.emit(a.pid)  # a click in the Processes tab
+    assert win.selected_process() is a
+    win.jobs.processActivated.emit(99999)
+    assert "no longer running" in win.statusBar().currentMessage()
+
+
+def test_create_job_with_limits_and_assign(jobs_window):
+    from inspector.job_view import JobRequest
+
+    win = jobs_window
+    m = win.sim.machine
+    win.dialogs = JobDialogs(job_form=JobRequest(
+        name="capped", parent="outer", completion_port=True,
+        limits={"priority_class": "below_normal", "kill_on_job_close": True},
+        cpu_rate={"hard_cap": 2500}))
+    win.create_job_action.trigger()
+    assert win.dialogs.forms[0][1:] == (["outer", "inner"], None, True)
+    job = named_job(win, "capped")
+    assert job.parent is named_job(win, "outer") and job.cpu_rate["rate"] == 2500
+    assert win.jobs.selected_job()["name"] == "capped"  # refreshed and selected
+    assert win.dialogs.errors == []
+    b = named_process(win, "b.exe")
+    win.processes.select_pid(b.pid)
+    win.dialogs.answers["choose"] = "capped"
+    win.assign_job_action.trigger()
+    assert b.jobs == [job, named_job(win, "outer")]
+    assert b.priority_class == "below_normal"  # the job's class applies (§6.7)
+    assert win.jobs.details.members.texts(0) == [str(b.pid)]
+    assert win.dialogs.errors == []
+    # the same name again is refused before the kernel is asked
+    win.create_job_action.trigger()
+    assert win.dialogs.errors[-1] == ("Create Job", "A job named capped already exists")
+    assert len(m.jobs) == 3
+
+
+def test_failed_job_calls_show_their_windows_names(jobs_window):
+    from core.kernel import program as P
+    from inspector.job_view import JobRequest
+
+    win = jobs_window
+    m = win.sim.machine
+    b = named_process(win, "b.exe")
+    win.processes.select_pid(b.pid)
+    # outer allows 3 active processes: a.exe is in; b.exe and c.exe fit, a fourth not
+    win.dialogs = JobDialogs(choose="outer")
+    win.assign_job_action.trigger()
+    assert win.dialogs.errors == []
+    win.processes.select_pid(named_process(win, "c.exe").pid)
+    win.assign_job_action.trigger()
+    assert win.dialogs.errors == []
+    extra = m.create_process("extra.exe")
+    m.create_thread(extra, program=[P.sleep(1_000_000_000)])
+    win.refresh()
+    win.processes.select_pid(extra.pid)
+    win.assign_job_action.trigger()
+    assert win.dialogs.errors[-1] == ("AssignProcessToJobObject",
+                                      "AssignProcessToJobObject failed: "
+                                      "ERROR_NOT_ENOUGH_QUOTA (1816)")
+    assert extra.exited and extra.exit_code == 1816  # terminated by the failed assign (§6.3)
+    system = m.processes[4]
+    win.processes.select_pid(system.pid)
+    win.assign_job_action.trigger()
+    assert win.dialogs.errors[-1][0] == "AssignProcessToJobObject"
+    assert "ERROR_ACCESS_DENIED (5)" in win.dialogs.errors[-1][1]
+    # an affinity outside the machine's CPUs: ERROR_INVALID_PARAMETER, with the reason
+    win.jobs.select_job("inner")
+    win.dialogs.answers["job_form"] = JobRequest(limits={"affinity": [7]})
+    win.set_job_limits_action.trigger()
+    title, current, create = win.dialogs.forms[-1][0], win.dialogs.forms[-1][2], \
+        win.dialogs.forms[-1][3]
+    assert title == "Set Limits of inner" and current["name"] == "inner" and not create
+    assert win.dialogs.errors[-1][0] == "SetInformationJobObject"
+    assert "ERROR_INVALID_PARAMETER (87): affinity [7]" in win.dialogs.errors[-1][1]
+
+
+def test_set_limits_terminate_and_close_a_job(jobs_window):
+    from inspector.job_view import JobRequest
+
+    win = jobs_window
+    m = win.sim.machine
+    inner = named_job(win, "inner")
+    a = named_process(win, "a.exe")
+    win.jobs.select_job("inner")
+    win.dialogs = JobDialogs(job_form=JobRequest(limits={"affinity": [1]},
+                                                 cpu_rate={"weight": 3}), integer=42)
+    win.set_job_limits_action.trigger()
+    assert a.affinity == 0b10 and inner.cpu_rate["weight"] == 3
+    assert win.jobs.details.limits.texts(1)[1] == "1"
+    win.terminate_job_action.trigger()
+    assert a.exited and a.exit_code == 42
+    assert win.dialogs.errors == []
+    # the scenario's handle, then none left: ERROR_INVALID_HANDLE
+    win.close_job_action.trigger()
+    assert inner not in m.jobs  # no handle, no active process: destroyed (§6.11)
+    win.jobs.clear_selection()
+    win.dialogs.answers["choose"] = "outer"
+    win.close_job_action.trigger()
+    assert win.dialogs.errors == []
+    outer = named_job(win, "outer")
+    assert outer is None  # its last handle went and it had no process left
+    win.dialogs.answers["choose"] = None
+    win.terminate_job_action.trigger()  # no job left: said so, nothing done
+    assert win.dialogs.errors[-1] == ("Terminate Job",
+                                      "There is no job: create one with Job > Create Job.")
+
+
+def test_close_job_handle_twice_is_invalid_handle(jobs_window):
+    win = jobs_window
+    win.jobs.select_job("outer")  # outer still holds inner: it outlives its handle
+    win.dialogs = JobDialogs()
+    win.close_job_action.trigger()
+    assert win.dialogs.errors == [] and named_job(win, "outer") is not None
+    win.close_job_action.trigger()
+    assert win.dialogs.errors[-1] == (
+        "CloseHandle", "CloseHandle failed: ERROR_INVALID_HANDLE (6)")
+
+
+def test_job_actions_need_a_simulated_machine(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    win = MainWindow(settings=QSettings(str(tmp_path / "k.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    assert not any(a.isEnabled() for a in win.job_actions)  # nothing loaded yet
+    win.load_default()
+    assert all(a.isEnabled() for a in win.job_actions)
+    assert {a.objectName() for a in win.job_actions} == {
+        "create_job", "assign_process_to_job", "set_job_limits", "terminate_job",
+        "close_job_handle"}
+    win.dialogs = JobDialogs()
+    win.assign_job_action.trigger()
+    assert win.dialogs.errors[0][0] == "Nothing selected"
+
+
+def test_fibers_dock_follows_the_selected_thread(window, tmp_path):
+    from core.kernel import program as P
+
+    if not hasattr(P, "fiber_convert"):
+        pytest.skip("core.kernel.program has no fiber_convert yet")
+    from inspector.fiber_view import F_NAME, F_STATE
+
+    path = tmp_path / "fibers.toml"
+    path.write_text(FIBER_SCENARIO)
+    assert window.open_path(str(path))
+    frames(window, 1)
+    win = window
+    assert win.fiber_dock.objectName() == "fibers_dock" and win.fiber_dock.isVisible()
+    t = pick_thread(win, "fib.exe")
+    assert win.fibers.tid == t.tid
+    assert win.fibers.model.texts(F_NAME) == ["F", "w", "m"]
+    assert win.fibers.model.texts(F_STATE)[0] == "Switched out"  # it ran, then switched
+    assert "Current" in win.fibers.model.texts(F_STATE)
+    pick_thread(win, "b.exe")
+    assert win.fibers.model.rowCount() == 0
+    assert "not a fiber thread" in win.fibers.title.text()
+    win.processes.select_pid(named_process(win, "fib.exe").pid)
+    assert win.fibers.pid is None and win.fibers.title.text() == "No thread selected"
+
+
+def test_dialogs_job_form_returns_the_forms_request(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QWidget
+
+    from inspector.job_view import JobLimitsDialog, JobRequest
+    from inspector.main_window import Dialogs
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    seen = []
+
+    def answer(dialog):  # instead of a modal loop: fill in, press OK
+        seen.append((dialog.windowTitle(), dialog.parent_combo.count()))
+        dialog.name_edit.setText("new")
+        dialog.checks["active_process"].setChecked(True)
+        dialog.active_spin.setValue(2)
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(JobLimitsDialog, "exec", answer)
+    request = Dialogs(parent).job_form("Create Job", ["a", "b"], None, True)
+    assert seen == [("Create Job", 3)]
+    assert request == JobRequest(name="new", completion_port=True,
+                                 limits={"active_process": 2})
+    monkeypatch.setattr(JobLimitsDialog, "exec", lambda dialog: dialog.reject() or 0)
+    assert Dialogs(parent).job_form("Set Limits of a", ["a"], {"name": "a"}, False) is None
