@@ -40,9 +40,8 @@ from PySide6.QtWidgets import (
 from core.units import UnitError, format_duration, format_size, parse_duration, parse_size
 from inspector.keyed_table import PAYLOAD_ROLE, KeyedTableModel, TableRow, make_table, plain
 from inspector.process_model import (
-    column_header,
     DEFAULT_HIGHLIGHT_SECONDS, MARK_EXITED, MARK_NEW, MARK_NONE, NUMERIC_ALIGNMENT,
-    PRIORITY_CLASS_NAMES, Column, Highlights, class_text, cpu_time_text, cpus_text,
+    PRIORITY_CLASS_NAMES, Column, Highlights, class_text, column_header, cpu_time_text, cpus_text,
     exit_code_text, is_number, make_timer, mark_colours,
 )
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QTableView
 
-from inspector.process_model import column_header, NUMERIC_ALIGNMENT, Column
+from inspector.process_model import NUMERIC_ALIGNMENT, Column, column_header, row_runs
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -82,17 +82,8 @@ class KeyedTableModel(QAbstractTableModel):
                 if new.bold != old.bold or new.payload != old.payload or not cols:
                     cols = [0, width - 1]
                 spans.append((i, cols[0], cols[-1]))
-        i = 0
-        while i < len(spans):
-            top, first, last = spans[i]
-            bottom = top
-            while i + 1 < len(spans) and spans[i + 1][0] == bottom + 1:
-                i += 1
-                bottom = spans[i][0]
-                first = min(first, spans[i][1])
-                last = max(last, spans[i][2])
+        for top, bottom, first, last in row_runs(spans):
             self.dataChanged.emit(self.index(top, first), self.index(bottom, last))
-            i += 1
         # New rows (what is left of `wanted`, in the order given)
         if wanted:
             first = len(self._rows)

@@ -343,6 +343,21 @@ class FilterEdit(QLineEdit):
 
 # ---- The column chooser
 
+def row_runs(spans):
+    """Merge (row, first column, last column) spans, sorted by row, into runs of adjacent
+    rows: (top, bottom, first, last) each, one dataChanged per run instead of per row."""
+    i = 0
+    while i < len(spans):
+        top, first, last = spans[i]
+        bottom = top
+        while i + 1 < len(spans) and spans[i + 1][0] == bottom + 1:
+            i += 1
+            bottom = spans[i][0]
+            first, last = min(first, spans[i][1]), max(last, spans[i][2])
+        yield top, bottom, first, last
+        i += 1
+
+
 def column_header(columns, section: int, orientation: Qt.Orientation, role: int):
     """headerData for a table whose columns are `Column`s: title, tip, alignment."""
     if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(columns):
@@ -973,18 +988,9 @@ class ProcessTreeModel(QStandardItemModel):
         for uid, rows in by_parent.items():
             parent_index = self._index_of(self._by_uid[uid])
             rows.sort()
-            i = 0
-            while i < len(rows):
-                top, first, last = rows[i]
-                bottom = top
-                while i + 1 < len(rows) and rows[i + 1][0] == bottom + 1:
-                    i += 1
-                    bottom = rows[i][0]
-                    first = min(first, rows[i][1])
-                    last = max(last, rows[i][2])
+            for top, bottom, first, last in row_runs(rows):
                 self.dataChanged.emit(self.index(top, first, parent_index),
-                     self.index(bottom, last, parent_index))
-                i += 1
+                                      self.index(bottom, last, parent_index))
 
     def _insert_nodes(self, new: list[_ProcessNode], kind: int = MARK_NEW) -> None:
         """Insert processes new in the state (green), or ones that started and exited

@@ -22,12 +22,11 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from inspector.process_model import (
-    column_header,
     DEFAULT_HIGHLIGHT_SECONDS, MARK_EXITED, MARK_NEW, MARK_NONE, NUMERIC_ALIGNMENT, PID_ROLE,
-    SORT_ROLE, TID_ROLE, Column, ColumnChooser, Highlights, Index, as_tuple, cpu_mask,
-    cpu_time_text, cpu_total, cpus_text, exit_code_text, identity_time, is_number,
+    SORT_ROLE, TID_ROLE, Column, ColumnChooser, Highlights, Index, as_tuple, column_header,
+    cpu_mask, cpu_time_text, cpu_total, cpus_text, exit_code_text, identity_time, is_number,
     make_timer, mark_colours, number_text, percent_from, percent_rate, percent_text,
-    seconds_text, us_text,
+    row_runs, seconds_text, us_text,
 )
 
 THREAD_COLUMNS = (
@@ -345,16 +344,8 @@ class ThreadTableModel(QAbstractTableModel):
         positions = {r.uid: i for i, r in enumerate(self._rows)}
         spans = sorted((positions[row.uid], first, last) for row, first, last in changed
                        if row.uid in positions)
-        i = 0
-        while i < len(spans):
-            top, first, last = spans[i]
-            bottom = top
-            while i + 1 < len(spans) and spans[i + 1][0] == bottom + 1:
-                i += 1
-                bottom = spans[i][0]
-                first, last = min(first, spans[i][1]), max(last, spans[i][2])
+        for top, bottom, first, last in row_runs(spans):
             self.dataChanged.emit(self.index(top, first), self.index(bottom, last))
-            i += 1
 
     def _tooltip(self, row: _ThreadRow, column: int) -> str | None:
         v = row.values

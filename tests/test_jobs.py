@@ -510,29 +510,42 @@ def test_property_limits_hold_and_accounting_adds_up(limit, steps):
     j = m.create_job("J")
     m.set_job_limits(j, active_process=limit)
     procs = []
+    joined_at: dict[int, int] = {}  # pid -> its user cycles when it joined (the oracle)
+
+    def user(p):
+        m.cpu_times()  # charge what runs now
+        return sum(t.user for t in p.threads)
+
     for op, k, d in steps:
         if op == "create":
             procs.append(proc(m, f"p{len(procs)}", program=[P.cpu(ms(d)), P.sleep(ms(d))]))
         elif op == "assign" and procs:
-            m.assign_process_to_job(j, procs[k % len(procs)])
+            p = procs[k % len(procs)]
+            before = user(p)
+            if m.assign_process_to_job(j, p):
+                joined_at[p.pid] = before
         elif op == "child" and procs:
-            c = proc(m, f"c{len(procs)}", parent=procs[k % len(procs)],
-                     program=[P.cpu(ms(d))])
+            parent = procs[k % len(procs)]
+            c = proc(m, f"c{len(procs)}", parent=parent, program=[P.cpu(ms(d))])
             if c is not None:
                 procs.append(c)
+                if j in c.jobs:
+                    joined_at[c.pid] = 0  # joined at creation, before running
         elif op == "exit" and procs:
             p = procs[k % len(procs)]
             if not p.exited:
                 m.terminate_process(p, 0)
         else:
             m.run_for(ms(d))
-        live = [p for p in j.members if not p.exited]
+        live = [p for p in procs if j in p.jobs and not p.exited]
         # the limit is never exceeded by the processes actually running in the job
         assert len(live) <= limit
-        assert j.active_processes == len(live) + len(j.pending)
-        user, kernel = m.job_times(j)
-        assert user == sum(sum(t.user for t in p.threads) - j.baselines[id(p)][0]
-                           for p in j.members)
+        assert m.query_job_accounting(j)["ActiveProcesses"] == len(live) + len(j.pending)
+        # accounting is the members' user time since they joined, exited ones included
+        members = [p for p in procs if p.pid in joined_at]
+        expected = sum(user(p) - joined_at[p.pid] for p in members)
+        assert m.job_times(j)[0] == expected
+        assert m.query_job_accounting(j)["TotalUserTime"] == expected // (100 * CYCLES_PER_NS)
         m.check_invariants()
 
 

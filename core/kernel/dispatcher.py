@@ -745,7 +745,7 @@ class Dispatcher:
             self._emit("process_exit", pid=proc.pid, name=proc.name, exit_code=code)
         if proc.handles is not None:
             self._close_all_handles(proc)  # an exiting process's handles close (§8.4)
-        if proc.jobs or proc.job_limit_failed is not None:
+        if proc.jobs or proc.job_limit_failed:
             self._job_process_exited(proc)
 
     # ------------------------------------------------------------------ balance set manager

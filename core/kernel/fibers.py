@@ -317,7 +317,7 @@ class FiberOps:
             raise KernelError(f"an FLS slot needs a non-empty name, not {slot_name!r}")
         proc = t.process
         table = self._fiber_table(proc)
-        maximum = getattr(self, "fls_maximum", DEFAULT_FLS_MAXIMUM)
+        maximum = self.fls_maximum
         free = table.fls_free
         if free and free[0] < maximum:
             index = heapq.heappop(free)
@@ -479,8 +479,8 @@ class FiberOps:
         (Windows 7) up to Windows 10 / Server 2022; not Windows 11 (22000+), not 32-bit or
         ARM64.  Reads `windows_build` ("10.0.19041", "10.0.19041.3570" or "19041") and
         `windows_arch` ("x64", "x86", "arm64")."""
-        build = str(getattr(self, "windows_build", "10.0.19041"))
-        arch = str(getattr(self, "windows_arch", "x64")).lower()
+        build = str(self.windows_build)
+        arch = str(self.windows_arch).lower()
         parts = build.split(".")
         try:
             number = int(parts[2] if len(parts) >= 3 else parts[-1])

@@ -296,7 +296,7 @@ class HandleOps:
     def _table_of(self, owner, create: bool = False) -> HandleTable | None:
         """`owner`'s handle table (owner None: the outside tool's)."""
         if owner is None:
-            table = getattr(self, "_tool_handles", None)
+            table = self._tool_handles
             if table is None and create:
                 table = self._tool_handles = HandleTable()
             return table
@@ -344,10 +344,8 @@ class HandleOps:
             proc.refs -= 1
             if proc.refs == 0:
                 released.append(proc)
-        hook = getattr(self, "_object_released", None)
-        if hook is not None:
-            for o in released:
-                hook(o)
+        for o in released:
+            self._object_released(o)
 
     def close_process_handle(self, owner: Process | None, handle: int) -> bool:
         """CloseHandle(handle) in `owner` (None: the outside tool).  A value that is not an
@@ -370,7 +368,7 @@ class HandleOps:
             self._dereference(entry.obj)
 
     def _handle_count(self, process) -> int:
-        table = process.handles if process is not None else getattr(self, "_tool_handles", None)
+        table = process.handles if process is not None else self._tool_handles
         return 0 if table is None else len(table)
 
     def inherit_handles(self, parent: Process, child: Process) -> int:
@@ -464,11 +462,10 @@ class HandleOps:
             return ERROR_ACCESS_DENIED, {"reason": "the caller has exited"}
         if caller is target_process:
             return 0, {}  # a process always has full access to itself
-        mode = check_dominance_mode(getattr(self, "ppl_dominance", DOMINANCE_WINDOWS_INTERNALS))
         caller_level = protection_level(caller.protection) if caller is not None else 0
         refused = refused_rights(caller_level, protection_level(target_process.protection),
-                                 access, thread=thread, mode=mode,
-                                 unkillable=bool(getattr(self, "ppl_unkillable", False)))
+                                 access, thread=thread, mode=self.ppl_dominance,
+                                 unkillable=self.ppl_unkillable)
         if refused:
             return ERROR_ACCESS_DENIED, {"denied": refused}
         return 0, {}

@@ -53,6 +53,7 @@ from .constants import (
     JOB_OBJECT_MSG,
     JOB_OBJECT_POST_AT_END_OF_JOB,
     JOB_OBJECT_TERMINATE_AT_END_OF_JOB,
+    JOB_SCHEDULING_CLASS_QUANTUM_UNITS,
     READY,
     RUNNING,
     STANDBY,
@@ -63,13 +64,13 @@ from .constants import (
     cycles_to_us,
     parse_priority_class,
 )
+from .dispatcher import EV_CALL, LEAVE_BLOCK
 from .objects import Job, mask_to_list
 
 DEFAULT_JOB_TIME_CHECK_NS = None  # None: every clock tick
 DEFAULT_CPU_RATE_INTERVAL_NS = 100_000_000
 END_OF_JOB_TIME_ACTIONS = {"terminate": JOB_OBJECT_TERMINATE_AT_END_OF_JOB,
                            "post": JOB_OBJECT_POST_AT_END_OF_JOB}
-MESSAGES_KEPT = 256  # per job, for the views; the events output has them all
 
 
 def _class_rank(cls: str) -> int:
@@ -356,7 +357,6 @@ class JobOps:
         (PspUseJobSchedulingClasses, §6.12); None otherwise."""
         if not p.jobs or not self.fixed_quantum:
             return None
-        from .constants import JOB_SCHEDULING_CLASS_QUANTUM_UNITS
         return JOB_SCHEDULING_CLASS_QUANTUM_UNITS[self._effective_scheduling_class(p.jobs[0])]
 
     def job_allows_class_change(self, p) -> bool:
@@ -380,9 +380,7 @@ class JobOps:
         for j in about.chain():
             if not j.completion_port:
                 continue
-            j.messages.append((self.now, code, pid))
-            if len(j.messages) > MESSAGES_KEPT:
-                del j.messages[0]
+            j.messages.append((self.now, code, pid))  # a bounded deque
             if self._subs:
                 fields = {"job": self.job_name(j), "message": JOB_OBJECT_MSG[code],
                           "code": code, "pid": pid}
@@ -464,8 +462,6 @@ class JobOps:
             j.baselines[id(process)] = times
             j.total_processes += 1
             j.active_processes += 1
-            if process.commit:
-                pass  # commits made before joining are not examined (§6.6)
         process.jobs = list(job.chain())
         self._post(job, JOB_MSG_CODE["NEW_PROCESS"], process.pid)
         self._apply_limits_to_process(process)
@@ -511,7 +507,7 @@ class JobOps:
     def _job_process_exited(self, process) -> None:
         """Exit bookkeeping: ActiveProcesses, EXIT/ABNORMAL_EXIT and ACTIVE_PROCESS_ZERO,
         commit charges released; a limit-failed process waits for its object to go."""
-        if process.job_limit_failed is not None:
+        if process.job_limit_failed:
             self._release_failed(process)
         if not process.jobs:
             return
@@ -663,14 +659,12 @@ class JobOps:
     def _arm_job_tick(self) -> None:
         if not self._job_tick_armed:
             self._job_tick_armed = True
-            from .dispatcher import EV_CALL
             step = self.job_time_check
             self._rate_interval_start = self.now
             self._push((self.now // step + 1) * step, EV_CALL, self._job_tick, ())
 
     def _job_tick(self) -> None:
         """Periodic job work: time limits (§6.4, §6.5) and CPU rates (§6.13)."""
-        from .dispatcher import EV_CALL
         active = False
         for job in list(self.jobs):
             flags = job.limit_flags
@@ -696,9 +690,10 @@ class JobOps:
         limit = self._effective_min(job, JOB_OBJECT_LIMIT_PROCESS_TIME, "per_process_user_time")
         self._charge_all()
         for p in list(job.members):
-            if p.exited or p.jobs[0] is not job and any(
-                    j.limit_flags & JOB_OBJECT_LIMIT_PROCESS_TIME for j in p.jobs[:p.jobs.index(job)]):
-                continue  # an inner job with its own limit checks it
+            # the innermost job with a limit checks it, against the chain's strictest
+            inner = next(j for j in p.jobs if j.limit_flags & JOB_OBJECT_LIMIT_PROCESS_TIME)
+            if p.exited or inner is not job:
+                continue
             if self._times(p)[0] > limit:
                 # END_OF_PROCESS_TIME is sent once termination is requested (§6.4)
                 self._post(job, JOB_MSG_CODE["END_OF_PROCESS_TIME"], p.pid)
@@ -811,7 +806,7 @@ class JobOps:
                 c = t.cpu
                 self._charge(c)
                 self._park(t)
-                self._leave(c, t, 0, WrCpuRateControl)
+                self._leave(c, t, LEAVE_BLOCK, WrCpuRateControl)
             elif st == READY:
                 self._dequeue(t)
                 self._park(t)

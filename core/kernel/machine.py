@@ -48,7 +48,7 @@ from .constants import (
     quantum_table,
 )
 from .dispatcher import EV_BALANCE, EV_CALL, EV_TIMER, LEAVE_BLOCK, LEAVE_READY, Dispatcher
-from .fibers import FiberOps
+from .fibers import DEFAULT_FLS_MAXIMUM, FiberOps
 from .handles import HandleOps, check_dominance_mode, check_protection_name
 from .jobs import DEFAULT_CPU_RATE_INTERVAL_NS, JobOps
 from .ntapi import NtKernel, dos_error
@@ -127,7 +127,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
                  boot_time: datetime = DEFAULT_BOOT_TIME, job_nesting: bool = True,
                  job_time_check_ns: int | None = None,
                  cpu_rate_interval_ns: int = DEFAULT_CPU_RATE_INTERVAL_NS,
-                 fls_maximum: int = 128, windows_build: str = "10.0.19041.3570",
+                 fls_maximum: int = DEFAULT_FLS_MAXIMUM, windows_build: str = "10.0.19041.3570",
                  windows_arch: str = "x64", ppl_dominance: str = "windows-internals",
                  ppl_unkillable: bool = False, seed: int = 0) -> None:
         if not 1 <= cpus <= 64:
@@ -164,6 +164,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         self.threads: dict[int, Thread] = {}
         self._init_jobs(job_nesting, job_time_check_ns, cpu_rate_interval_ns)
         self.fls_maximum = fls_maximum
+        self._tool_handles = None  # handles of a tool outside the machine (handles.py)
         self.windows_build = windows_build
         self.windows_arch = windows_arch
         try:
@@ -251,7 +252,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
     def _set_quantum_reset(self, proc: Process) -> None:
         # PspComputeQuantum: with fixed quanta a job's scheduling class decides (§6.12);
         # else foreground index = PsPrioritySeparation, background 0 (§2.3)
-        units = self.job_quantum_units(proc) if proc.jobs else None
+        units = self.job_quantum_units(proc)
         if units is None:
             units = self.quantum_units[self.ps_priority_separation if proc.foreground else 0]
         proc.quantum_reset = units * self.unit

@@ -8,6 +8,8 @@ hot path.  Each waitable object has `signaled` and a FIFO `waiters` list of thre
 
 from __future__ import annotations
 
+from collections import deque
+
 from .constants import KTHREAD_STATE, KWAIT_REASON, STILL_ACTIVE, WAITING
 
 NOTIFICATION = "notification"
@@ -108,7 +110,7 @@ class Process(DispatcherObject):
         self.jobs: list[Job] = []
         # The jobs whose active-process limit it broke: it still counts there as active
         # until its object is deleted (exited, no handle left, §6.3)
-        self.job_limit_failed: list[Job] | None = None
+        self.job_limit_failed: list[Job] = []
         self.commit = 0  # committed private bytes (what job memory limits act on, §6.6)
         self.peak_commit = 0
         self.handles = None  # its HandleTable (handles.py), made on first use
@@ -279,7 +281,9 @@ class Job(DispatcherObject):
         self.terminating = False
         self.closed = False  # destroyed: last handle closed and no process left
         self.create_time = create_time
-        self.messages: list[tuple[int, int, int | None]] = []  # (time, code, pid) posted
+        # (time, code, pid) of the messages posted, the latest kept for the views (the
+        # events output has them all)
+        self.messages: deque[tuple[int, int, int | None]] = deque(maxlen=256)
         # CPU rate control: job CPU cycles when the interval began (None: not yet read),
         # whether the job is held until the next interval, and the threads it holds
         self.rate_mark: int | None = None
