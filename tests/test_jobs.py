@@ -8,7 +8,6 @@ from core.kernel import STILL_ACTIVE, Machine, ms, sec
 from core.kernel import program as P
 from core.kernel.constants import (
     CYCLES_PER_NS,
-    ERROR_ACCESS_DENIED,
     ERROR_COMMITMENT_LIMIT,
     ERROR_NOT_ENOUGH_QUOTA,
     WrCpuRateControl,

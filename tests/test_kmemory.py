@@ -1,7 +1,5 @@
 """The simulated kernel's objects in typed memory (core/kernel/kmemory.py)."""
 
-from datetime import timedelta
-
 import pytest
 
 from core.kernel import Machine, ms
