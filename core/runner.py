@@ -224,31 +224,26 @@ def _create_job(run: Run, i: int, j: sc.Job) -> None:
     job = m.create_job(j.name, parent, j.completion_port)
     run.jobs[j.name] = job
     lim = j.limits
-    refused: list[dict] = []
-    m.subscribe(refused.append)
-    try:
-        ok = m.set_job_limits(
-            job, active_process=lim.active_process, affinity=lim.affinity,
-            priority_class=lim.priority_class, scheduling_class=lim.scheduling_class,
-            per_process_user_time_ns=lim.per_process_user_time_ns,
-            per_job_user_time_ns=lim.per_job_user_time_ns,
-            end_of_job_time_action=lim.end_of_job_time_action,
-            process_memory=lim.process_memory_bytes, job_memory=lim.job_memory_bytes,
-            kill_on_job_close=lim.kill_on_job_close, breakaway_ok=lim.breakaway_ok,
-            silent_breakaway_ok=lim.silent_breakaway_ok)
-        if ok and j.cpu_rate is not None:
-            r = j.cpu_rate
-            ok = m.set_job_cpu_rate(job, hard_cap=r.hard_cap, weight=r.weight,
-                                    min_rate=r.min_rate, max_rate=r.max_rate)
-            where = ("job", i, "cpu_rate")
-        else:
-            where = ("job", i, "limits")
-    finally:
-        m.unsubscribe(refused.append)
+    ok = m.set_job_limits(
+        job, active_process=lim.active_process, affinity=lim.affinity,
+        priority_class=lim.priority_class, scheduling_class=lim.scheduling_class,
+        per_process_user_time_ns=lim.per_process_user_time_ns,
+        per_job_user_time_ns=lim.per_job_user_time_ns,
+        end_of_job_time_action=lim.end_of_job_time_action,
+        process_memory=lim.process_memory_bytes, job_memory=lim.job_memory_bytes,
+        kill_on_job_close=lim.kill_on_job_close, breakaway_ok=lim.breakaway_ok,
+        silent_breakaway_ok=lim.silent_breakaway_ok)
+    if ok and j.cpu_rate is not None:
+        r = j.cpu_rate
+        ok = m.set_job_cpu_rate(job, hard_cap=r.hard_cap, weight=r.weight,
+                                min_rate=r.min_rate, max_rate=r.max_rate)
+        where = ("job", i, "cpu_rate")
+    else:
+        where = ("job", i, "limits")
     if not ok:
-        reason = next((e.get("reason") for e in refused if e["type"] == "api_error"), "refused")
+        # both calls say why they refuse a limit (last_error_reason)
         raise _error(run.scenario, where, f"job {j.name!r}: SetInformationJobObject fails: "
-                                          f"{reason}")
+                                          f"{m.last_error_reason}")
 
 
 def _create_all(run: Run, items: list[tuple]) -> None:

@@ -30,7 +30,8 @@ from inspector.process_model import (
 )
 
 EVENT_TYPES = ("process_create", "process_exit", "thread_create", "thread_exit", "priority",
-               "api_error", "job_message", "open_process", "open_thread", "fls_callback")
+               "api_error", "job_message", "open_process", "open_thread", "fls_callback",
+               "unhandled_exception")
 EVENT_TYPE_TIPS = {
     "process_create": "A process was created",
     "process_exit": "A process exited",
@@ -44,6 +45,8 @@ EVENT_TYPE_TIPS = {
     "open_thread": "OpenThread, and whether protection or access checks refused it",
     "fls_callback": "An FLS callback ran: a fiber was deleted, a thread exited or an FLS "
                     "index was freed with data in its slot",
+    "unhandled_exception": "No handler took a thread's exception: its process ends with the "
+                           "exception code as exit status",
 }
 
 LOG_COLUMNS = ("Time (s)", "Type", "Process", "Thread", "Details")
@@ -337,6 +340,11 @@ class EventLogModel(QAbstractTableModel):
             fiber = get("fiber")
             details = (f"FLS callback for slot {get('slot', '?')} (index {get('index', '?')}), "
                        f"value {_hex(get('value'))}" + (f", fiber {fiber}" if fiber else ""))
+            thread_name = name
+        elif etype == "unhandled_exception":
+            details = f"unhandled exception {exit_code_text(get('code'))}: the process ends"
+            if get("die_on_unhandled_exception"):
+                details += " (its job has DIE_ON_UNHANDLED_EXCEPTION: no error box)"
             thread_name = name
         else:
             details = ", ".join(f"{k} {v}" for k, v in ev.items()

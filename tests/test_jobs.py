@@ -8,13 +8,17 @@ from core.kernel import STILL_ACTIVE, Machine, ms, sec
 from core.kernel import program as P
 from core.kernel.constants import (
     CYCLES_PER_NS,
+    ERROR_ACCESS_DENIED,
     ERROR_COMMITMENT_LIMIT,
+    ERROR_INVALID_HANDLE,
+    ERROR_INVALID_PARAMETER,
     ERROR_NOT_ENOUGH_QUOTA,
+    TERMINATED,
     WrCpuRateControl,
 )
 from core.kernel.jobs import is_abnormal_exit
 from core.runner import run_scenario
-from core.scenario import parse_scenario
+from core.scenario import ScenarioError, parse_scenario
 
 
 def machine(cpus=1, **kw):
@@ -472,6 +476,23 @@ def test_abnormal_exit_codes():
     assert ("ABNORMAL_EXIT_PROCESS", p.pid) in messages(ev)
 
 
+def test_abnormal_exit_is_the_documented_list_not_the_severity():
+    # JOBOBJECT_ASSOCIATE_COMPLETION_PORT lists the abnormal exit codes (§6.15)
+    assert is_abnormal_exit(0x80000003)  # STATUS_BREAKPOINT: warning severity, still listed
+    assert is_abnormal_exit(0xC00000FD)  # STATUS_STACK_OVERFLOW
+    assert not is_abnormal_exit(0xC0000409)  # STATUS_STACK_BUFFER_OVERRUN (fast fail): not listed
+    assert not is_abnormal_exit(ERROR_NOT_ENOUGH_QUOTA)
+    m, ev = machine()
+    j = m.create_job("J", completion_port=True)
+    p, q = proc(m, "p"), proc(m, "q")
+    m.assign_process_to_job(j, p)
+    m.assign_process_to_job(j, q)
+    m.terminate_process(p, 0xC0000409)
+    m.terminate_process(q, 0x80000003)
+    assert messages(ev)[2:] == [("EXIT_PROCESS", p.pid), ("ABNORMAL_EXIT_PROCESS", q.pid),
+                                ("ACTIVE_PROCESS_ZERO", None)]
+
+
 def test_messages_go_to_every_port_up_the_chain():
     m, ev = machine()
     j = m.create_job("J", completion_port=True)
@@ -559,3 +580,162 @@ def test_a_referenced_member_keeps_its_job_alive():
     assert not j.closed and [x["name"] for x in m.state()["jobs"]] == ["J"]
     m.close_handle(p)
     assert j.closed and m.state()["jobs"] == []
+
+
+# ---- unhandled exceptions (§6.17) ------------------------------------------------------------
+
+STATUS_ACCESS_VIOLATION = 0xC0000005
+
+
+def exits(events):
+    """(type, tid or pid, exit code) of each exit event, in order."""
+    return [(e["type"], e.get("tid", e["pid"]), e["exit_code"]) for e in events
+            if e["type"] in ("thread_exit", "process_exit")]
+
+
+def test_unhandled_exception_in_a_die_on_unhandled_exception_job():
+    m, ev = machine(cpus=2)
+    j = m.create_job("J", completion_port=True)
+    assert m.set_job_limits(j, die_on_unhandled_exception=True)
+    p = proc(m, "p", program=[P.cpu(sec(10))], threads=3)
+    assert m.assign_process_to_job(j, p)
+    m.run_until(ms(50))
+    faulting, others = p.threads[1], [p.threads[0], p.threads[2]]
+    del ev[:]
+    assert m.raise_unhandled_exception(faulting, STATUS_ACCESS_VIOLATION)
+    # the exception code is the exit status of the process and of every thread (§6.17, §8.4)
+    assert p.exited and m.get_exit_code_process(p) == STATUS_ACCESS_VIOLATION
+    assert all(t.state == TERMINATED and t.exit_code == STATUS_ACCESS_VIOLATION
+               for t in p.threads)
+    assert ev[0] == {"time_us": 50000.0, "type": "unhandled_exception", "pid": p.pid,
+                     "tid": faulting.tid, "name": faulting.name, "code": STATUS_ACCESS_VIOLATION,
+                     "die_on_unhandled_exception": True}
+    # the other threads end first, the faulting one last, then the process
+    assert exits(ev) == [("thread_exit", others[0].tid, STATUS_ACCESS_VIOLATION),
+                         ("thread_exit", others[1].tid, STATUS_ACCESS_VIOLATION),
+                         ("thread_exit", faulting.tid, STATUS_ACCESS_VIOLATION),
+                         ("process_exit", p.pid, STATUS_ACCESS_VIOLATION)]
+    assert messages(ev) == [("ABNORMAL_EXIT_PROCESS", p.pid), ("ACTIVE_PROCESS_ZERO", None)]
+    # an exception is not a limit violation: TotalTerminatedProcesses does not count it (§6.14)
+    acct = m.query_job_accounting(j)
+    assert (acct["TotalProcesses"], acct["ActiveProcesses"],
+            acct["TotalTerminatedProcesses"]) == (1, 0, 0)
+    assert acct["TotalUserTime"] > 0  # the time it ran stays charged to the job
+    m.check_invariants()
+
+
+def test_unhandled_exception_without_a_job():
+    m, ev = machine()
+    p = proc(m, "p", program=[P.cpu(sec(10))])
+    waiter = proc(m, "w", program=[P.wait(p), P.sleep(sec(100))])
+    m.run_until(ms(10))
+    t = p.threads[0]
+    assert m.raise_unhandled_exception(t, 0xC00000FD)  # STATUS_STACK_OVERFLOW
+    unhandled = [e for e in ev if e["type"] == "unhandled_exception"]
+    assert [(e["pid"], e["code"], e["die_on_unhandled_exception"]) for e in unhandled] == [
+        (p.pid, 0xC00000FD, False)]
+    assert p.exit_code == t.exit_code == 0xC00000FD and p.signaled
+    assert not any(e["type"] == "job_message" for e in ev)
+    m.run_until(ms(20))
+    assert waiter.threads[0].pc == 2  # the process object was signaled: its waiter went on
+    m.check_invariants()
+
+
+def test_unhandled_exception_in_a_nested_job_reaches_every_port():
+    m, ev = machine()
+    outer = m.create_job("J", completion_port=True)
+    inner = m.create_job("J2", parent=outer, completion_port=True)
+    m.set_job_limits(outer, die_on_unhandled_exception=True)  # the flag on the parent only
+    p = proc(m, "p")
+    assert m.assign_process_to_job(inner, p)
+    del ev[:]
+    assert m.raise_unhandled_exception(p.threads[0], STATUS_ACCESS_VIOLATION)
+    unhandled = next(e for e in ev if e["type"] == "unhandled_exception")
+    assert unhandled["die_on_unhandled_exception"] is True
+    got = [(e["job"], e["message"], e["pid"], e.get("source_job")) for e in ev
+           if e["type"] == "job_message"]
+    assert got == [("J2", "ABNORMAL_EXIT_PROCESS", p.pid, None),
+                   ("J", "ABNORMAL_EXIT_PROCESS", p.pid, "J2"),
+                   ("J2", "ACTIVE_PROCESS_ZERO", None, None),
+                   ("J", "ACTIVE_PROCESS_ZERO", None, "J2"),
+                   ("J", "ACTIVE_PROCESS_ZERO", None, None)]
+    for job in (inner, outer):
+        acct = m.query_job_accounting(job)
+        assert (acct["TotalProcesses"], acct["ActiveProcesses"],
+                acct["TotalTerminatedProcesses"]) == (1, 0, 0)
+
+
+def test_an_exception_code_off_the_list_is_a_normal_exit_message():
+    m, ev = machine()
+    j = m.create_job("J", completion_port=True)
+    m.set_job_limits(j, die_on_unhandled_exception=True)
+    p = proc(m, "p")
+    m.assign_process_to_job(j, p)
+    assert m.raise_unhandled_exception(p.threads[0], 0xE06D7363)  # a C++ exception
+    assert p.exit_code == 0xE06D7363
+    assert messages(ev)[1:] == [("EXIT_PROCESS", p.pid), ("ACTIVE_PROCESS_ZERO", None)]
+
+
+def test_unhandled_exception_refusals_give_error_and_reason():
+    m, ev = machine()
+    p = proc(m, "p")
+    t = p.threads[0]
+    assert not m.raise_unhandled_exception(t, 1 << 32)
+    assert (m.last_error, m.last_error_reason) == (ERROR_INVALID_PARAMETER,
+                                                   "exception code 4294967296 is not 32 bits")
+    assert not p.exited
+    m.terminate_process(p, 0)
+    assert not m.raise_unhandled_exception(t, STATUS_ACCESS_VIOLATION)
+    assert (m.last_error, m.last_error_reason) == (ERROR_ACCESS_DENIED, "the thread has exited")
+    assert p.exit_code == 0
+    assert not m.raise_unhandled_exception(m.idle_threads[0], STATUS_ACCESS_VIOLATION)
+    assert errors(ev, "unhandled_exception") == ["ERROR_INVALID_PARAMETER",
+                                                 "ERROR_ACCESS_DENIED", "ERROR_ACCESS_DENIED"]
+    assert not any(e["type"] == "unhandled_exception" for e in ev)
+
+
+# ---- why a call failed: last_error_reason ----------------------------------------------------
+
+def test_last_error_reason_says_why_set_information_job_object_failed():
+    m, ev = machine(cpus=2)
+    j = m.create_job("J")
+    assert m.last_error_reason is None
+    assert not m.set_job_limits(j, affinity=[5])
+    assert m.last_error == ERROR_INVALID_PARAMETER
+    assert m.last_error_reason == "affinity [5] is not a non-empty subset of CPUs 0..1"
+    # the api_error event still carries the same reason
+    refused = [e for e in ev if e["type"] == "api_error"]
+    assert [(e["op"], e["reason"]) for e in refused] == [("set_job_limits", m.last_error_reason)]
+    assert not m.set_job_cpu_rate(j, weight=10)
+    assert m.last_error_reason == "weight 10 is not 1..9"
+    # a later failure that gives no reason leaves none behind
+    p = proc(m, "p")
+    m.terminate_process(p, 0)
+    assert not m.terminate_process(p, 0)
+    assert (m.last_error, m.last_error_reason) == (ERROR_ACCESS_DENIED, None)
+    m.close_job_handle(j)
+    assert not m.close_job_handle(j)
+    assert (m.last_error, m.last_error_reason) == (ERROR_INVALID_HANDLE, None)
+
+
+def test_runner_reports_the_kernels_reason_for_a_refused_limit():
+    text = """
+[system]
+cpus = 2
+
+[[job]]
+name = "J"
+[job.cpu_rate]
+min_rate = 6000
+max_rate = 8000
+
+[[job]]
+name = "K"
+[job.cpu_rate]
+min_rate = 5000
+max_rate = 8000
+"""
+    with pytest.raises(ScenarioError) as info:
+        run_scenario(parse_scenario(text, "rates.toml"))
+    assert str(info.value) == ("rates.toml:13: job[1].cpu_rate: job 'K': SetInformationJobObject "
+                               "fails: the jobs' MinRates would add up to 11000 (> 10000)")

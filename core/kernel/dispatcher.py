@@ -131,8 +131,11 @@ class Dispatcher:
                        base_priority=t.base, reason=reason)
 
     def api_error(self, op: str, error: int, **subject) -> None:
-        """Record a failed call as GetLastError would and emit an api_error event."""
+        """Record a failed call as GetLastError would (`last_error`, and
+        `last_error_reason`: the why, when the call gives one) and emit an api_error
+        event."""
         self.last_error = error
+        self.last_error_reason = subject.get("reason")
         if self._subs:
             self._emit("api_error", op=op, error=ERROR_NAMES.get(error, str(error)), code=error,
                        **subject)

@@ -14,14 +14,17 @@ Choices where the sources are silent (docs/kernel.md lists them):
   checked at every tick and when the budget would run out at the current rate.
   A weight is a share among the weight-based sibling jobs that have work; MinRate
   reservations are validated and shown but not modelled.
-- Exit codes that are NTSTATUS errors (0xC0000000 and up) are "abnormal" exits.
 - A process that breaks a limit is terminated with ERROR_NOT_ENOUGH_QUOTA (1816, the
   code observed in sandboxes, §6.4); kill-on-close uses exit status 0 (ReactOS, §6.11).
+- An unhandled exception (`raise_unhandled_exception`) ends its process at once: the
+  Windows Error Reporting dialog shown first when no SEM_NOGPFAULTERRORBOX applies
+  takes no simulated time (§6.17).
 """
 
 from __future__ import annotations
 
 from .constants import (
+    ABNORMAL_EXIT_STATUSES,
     CLASS_BASE_PRIORITY,
     CYCLES_PER_NS,
     DEFAULT_SCHEDULING_CLASS,
@@ -78,8 +81,9 @@ def _class_rank(cls: str) -> int:
 
 
 def is_abnormal_exit(code: int) -> bool:
-    """An exit status that is an NTSTATUS error (an exception code, §6.17)."""
-    return (code & 0xFFFFFFFF) >= 0xC0000000
+    """An exit status the documentation lists as abnormal (exception codes such as
+    STATUS_ACCESS_VIOLATION, §6.15); others, NTSTATUS errors included, are normal exits."""
+    return (code & 0xFFFFFFFF) in ABNORMAL_EXIT_STATUSES
 
 
 class JobOps:
@@ -373,6 +377,11 @@ class JobOps:
             return True
         subset_ok = any(j.limit_flags & JOB_OBJECT_LIMIT_SUBSET_AFFINITY for j in p.jobs[0].chain())
         return subset_ok and not mask & ~eff
+
+    def job_suppresses_fault_error_box(self, p) -> bool:
+        """Whether a job of p sets DIE_ON_UNHANDLED_EXCEPTION, which forces
+        SEM_NOGPFAULTERRORBOX on its processes (§6.17); any job up the chain does."""
+        return any(j.limit_flags & JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION for j in p.jobs)
 
     # ------------------------------------------------------------------ messages
     def _post(self, about: Job, code: int, pid: int | None) -> None:

@@ -157,6 +157,7 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
         self.nt = NtKernel(self)  # the driver-facing routines (formats.md §7)
         self.memory = None  # typed kernel memory, bound on demand by kmemory.bind()
         self.last_error = 0
+        self.last_error_reason: str | None = None  # why, when the failing call said
         self.trace = ContextSwitchTrace()
         self._trace_extend = self.trace.extend
         self._trace_stage = self.trace._stage
@@ -700,6 +701,48 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
 
     def get_exit_code_thread(self, thread: Thread) -> int:
         return thread.exit_code
+
+    def raise_unhandled_exception(self, thread: Thread, code: int) -> bool:
+        """An exception `code` (an NTSTATUS such as 0xC0000005, STATUS_ACCESS_VIOLATION)
+        that no handler of `thread` handles: its process ends with the code as exit
+        status (§8.4, §6.17).  The other threads end first and the faulting one last,
+        as the ExitProcess of the top-level handler does; they end as terminated
+        threads (no FLS callbacks; DLL detach is not modelled).  In a job the exit is
+        ABNORMAL_EXIT_PROCESS when the code is on the documented list
+        (STATUS_ACCESS_VIOLATION, STATUS_STACK_OVERFLOW..., jobs.is_abnormal_exit), else
+        EXIT_PROCESS (§6.15); it is no limit violation, so TotalTerminatedProcesses does
+        not count it (§6.14).
+
+        A job with DIE_ON_UNHANDLED_EXCEPTION forces SEM_NOGPFAULTERRORBOX (§6.17).
+        Without it, and unless the process set SEM_NOGPFAULTERRORBOX itself (KOI models
+        no error mode), Windows Error Reporting would show its dialog first and the
+        process would end with the code once WER is done.  KOI models no WER delay: the
+        process ends at once either way.  The `unhandled_exception` event (pid, tid,
+        name, code, die_on_unhandled_exception) comes before the exits.
+
+        False, with an api_error event, for a thread that has exited, a thread of Idle
+        or System (a kernel-mode exception is a bugcheck, not modelled) or a code that
+        is not 32 bits."""
+        process = thread.process
+        if thread.state == TERMINATED or process.pid in (0, 4):
+            self.api_error("unhandled_exception", ERROR_ACCESS_DENIED, tid=thread.tid,
+                           name=thread.name,
+                           reason=("the thread has exited" if thread.state == TERMINATED
+                                   else "a kernel-mode exception is a bugcheck (not modelled)"))
+            return False
+        if not 0 <= code <= 0xFFFFFFFF:
+            self.api_error("unhandled_exception", ERROR_INVALID_PARAMETER, tid=thread.tid,
+                           name=thread.name, reason=f"exception code {code} is not 32 bits")
+            return False
+        if self._subs:
+            self._emit("unhandled_exception", pid=process.pid, tid=thread.tid,
+                       name=thread.name, code=code,
+                       die_on_unhandled_exception=self.job_suppresses_fault_error_box(process))
+        for t in [t for t in process.threads if t is not thread and t.state != TERMINATED]:
+            self._exit_thread(t, code, terminated=True)
+        # the last thread's exit status becomes the process's (§8.4)
+        self._exit_thread(thread, code, terminated=True)
+        return True
 
     # ------------------------------------------------------------------ handles
     def open_handle(self, obj):
