@@ -13,9 +13,8 @@ from core import __version__
 
 PROG = "koi-inspector"
 
-# File types the app opens. Saved sessions (.koi) are read by `koi session`; replaying
-# them in the window is not in this version.
-OPENABLE_FILE_TYPES: tuple[str, ...] = (".toml",)
+# File types the app opens: scenarios run on the simulated kernel, sessions replay
+OPENABLE_FILE_TYPES: tuple[str, ...] = (".toml", ".koi")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "file", nargs="?", metavar="FILE",
-        help="a scenario (.toml) to open instead of the demo")
+        help="a scenario (.toml) to run, or a saved session (.koi) to replay, instead "
+             "of the demo")
     parser.add_argument("--quit-after", metavar="MS", type=int,
                         help="quit by itself after MS milliseconds (smoke test of an "
                              "installed build)")
@@ -37,9 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def unsupported_file_message(path: str) -> str:
     supported = ", ".join(OPENABLE_FILE_TYPES)
-    return (f"{PROG}: cannot open {path}: the app opens scenarios ({supported}); a saved "
-            f"session (.koi) is read with 'koi session info'. Start {PROG} without a FILE "
-            f"for the demo machine.")
+    return (f"{PROG}: cannot open {path}: the app opens scenarios (.toml) and saved "
+            f"sessions (.koi) ({supported}). Start {PROG} without a FILE for the demo "
+            f"machine.")
 
 
 def _report(message: str) -> None:
@@ -52,6 +52,28 @@ def _report(message: str) -> None:
 
     _app = QApplication.instance() or QApplication([PROG])
     QMessageBox.critical(None, "KOI", message)
+
+
+def _check_file(path: str) -> str | None:
+    """Why `path` cannot be opened (None: it can): a scenario that does not load, or a
+    file that is not a session KOI reads (checked read-only: the file is not touched)."""
+    import os
+
+    if os.path.splitext(path)[1].lower() == ".koi":
+        from core.session import SessionError, open_session
+
+        try:
+            open_session(path).close()
+        except (SessionError, OSError) as exc:
+            return str(exc)
+        return None
+    from core.scenario import ScenarioError, load_scenario
+
+    try:
+        load_scenario(path)
+    except ScenarioError as exc:
+        return str(exc)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,12 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         _report(unsupported_file_message(args.file))
         return 2
     if args.file is not None:
-        from core.scenario import ScenarioError, load_scenario
-
-        try:
-            load_scenario(args.file)  # a bad scenario is reported before any window opens
-        except ScenarioError as exc:
-            _report(f"{PROG}: {exc}")
+        problem = _check_file(args.file)  # a bad file is reported before any window opens
+        if problem is not None:
+            _report(f"{PROG}: {problem}")
             return 2
 
     from PySide6.QtWidgets import QApplication
@@ -101,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
         QTimer.singleShot(max(0, args.quit_after), app.quit)
     window.show()
-    window.sim.start()
+    if window.mode == "simulation":
+        window.sim.start()  # a session opens paused at its start, like a recording
     return app.exec()
 
 

@@ -144,9 +144,10 @@ def _once(source, args: argparse.Namespace, recording=None) -> int:
 
 class LiveRecording:
     """The samples of a `koi live` run as a session (source "live"): each snapshot's
-    view state (the shape the app shows) and every CPU's cumulative busy/idle time."""
+    view state (the shape the app shows) and every CPU's cumulative busy/idle time.
+    `retention_ns` bounds what is kept (the app records for as long as it watches)."""
 
-    def __init__(self, interval_ns: int) -> None:
+    def __init__(self, interval_ns: int, retention_ns: int | None = None) -> None:
         from core.live import ViewStateBuilder
         from core.session import Recorder
 
@@ -154,22 +155,27 @@ class LiveRecording:
         self.recorder: Recorder | None = None
         self._recorder_cls = Recorder
         self.interval_ns = interval_ns
+        self.retention_ns = retention_ns
 
-    def add(self, snap) -> None:
+    def add(self, snap) -> dict:
+        """Record one snapshot; returns its view state."""
         if self.recorder is None:
             import platform
 
             host = f"{platform.node()} ({platform.system()} {platform.release()}, " \
                    f"{snap.cpus} CPUs, sampled with {snap.source})"
             self.recorder = self._recorder_cls(
-                None, interval_ns=self.interval_ns, source="live", name=platform.node(),
+                None, interval_ns=self.interval_ns, retention_ns=self.retention_ns,
+                source="live", name=platform.node(),
                 description=host, cpus=snap.cpus, extra={"host": snap.host,
                                                          "sampler": snap.source})
         time_us = round(snap.uptime_s * 1e6, 3)
-        self.recorder.add_state(time_us, self.views.build(snap))
+        view = self.views.build(snap)
+        self.recorder.add_state(time_us, view)
         busy = [(c.user_s + c.kernel_s + c.other_s) * 1e6 for c in snap.cpu_times]
         idle = [c.idle_s * 1e6 for c in snap.cpu_times]
         self.recorder.add_cpu_sample(time_us, busy, idle)
+        return view
 
 
 def _saved(recording, args: argparse.Namespace, status: int) -> int:

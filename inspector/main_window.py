@@ -18,11 +18,11 @@ import io
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QSettings, Qt, qVersion
+from PySide6.QtCore import QSettings, Qt, QTimer, qVersion
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QComboBox, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow,
-    QMessageBox, QTabWidget, QToolBar, QWidget,
+    QMessageBox, QSlider, QStackedWidget, QTabWidget, QToolBar, QWidget,
 )
 
 from core import __version__
@@ -32,16 +32,23 @@ from core.scenario import ScenarioError
 from core.units import format_duration
 from inspector.event_log import EventLogView
 from inspector.fiber_view import FiberView
+from inspector.fields_view import FieldsView
 from inspector.job_view import JobLimitsDialog, JobRequest, JobView
 from inspector.layout_browser import LayoutBrowser
+from inspector.live_source import INTERVALS_S, LiveController
 from inspector.object_view import ObjectView
 from inspector.process_model import ProcessTreeView
+from inspector.replay import SPEEDS as REPLAY_SPEEDS
+from inspector.replay import ReplayController
 from inspector.simulation import SPEEDS, SimulationController, speed_label
 from inspector.thread_model import ThreadTableView
 from inspector.timeline import TimelineWidget
 
 WINDOW_TITLE = "KOI — Kernel Object Inspector"
 MAX_RECENT = 8
+# What the window shows: the simulated machine, a saved session, or this machine
+SIMULATION, SESSION, LIVE = "simulation", "session", "live"
+REPLAY_EVENTS = 20_000  # a replay jumping back shows at most this many earlier events
 
 BIT_POSITIONS = {
     "exact": "bit positions exact (from Microsoft symbols)",
@@ -51,6 +58,15 @@ BIT_POSITIONS = {
 RELATIVE_PRIORITIES = ("idle", "lowest", "below_normal", "normal", "above_normal", "highest",
                        "time_critical")
 PRIORITY_CLASSES = ("idle", "below_normal", "normal", "above_normal", "high", "realtime")
+# Exceptions a user may raise unhandled in a thread (the code is the process's exit status)
+EXCEPTION_CODES = {
+    "0xC0000005 STATUS_ACCESS_VIOLATION": 0xC0000005,
+    "0xC00000FD STATUS_STACK_OVERFLOW": 0xC00000FD,
+    "0xC0000094 STATUS_INTEGER_DIVIDE_BY_ZERO": 0xC0000094,
+    "0x80000003 STATUS_BREAKPOINT": 0x80000003,
+    "0xC0000409 STATUS_STACK_BUFFER_OVERRUN (fail fast)": 0xC0000409,
+    "0xE06D7363 C++ exception": 0xE06D7363,
+}
 
 
 class Dialogs:
@@ -109,9 +125,13 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
 
         self.sim = controller or SimulationController(self)
+        self.replay = ReplayController(self)
+        self.live = LiveController(self)
+        self.mode = SIMULATION
         self.processes = ProcessTreeView()
         self.threads = ThreadTableView()
         self.object_view = ObjectView()
+        self.fields_view = FieldsView()
         self.browser = LayoutBrowser(self._catalogue)
         self.timeline = TimelineWidget()
         self.event_log = EventLogView()
@@ -120,10 +140,23 @@ class MainWindow(QMainWindow):
         self._trace_rows = 0
         self._selected_pid = -1
         self._selected_tid = -1
+        self._selected_job_name: str | None = None  # a job selected in the Jobs dock
+        self._events_until = -float("inf")  # replay: events shown up to this time (µs)
+        # A session's re-run to the moment shown goes on in slices between events
+        self._rerun_timer = QTimer(self)
+        self._rerun_timer.setSingleShot(True)
+        self._rerun_timer.setInterval(0)
+        self._rerun_timer.timeout.connect(self._show_selected_object)
 
+        # The Object tab: kernel structures when there are some, else the fields the
+        # source recorded or sampled
+        self.object_stack = QStackedWidget()
+        self.object_stack.setObjectName("object_stack")
+        self.object_stack.addWidget(self.object_view)
+        self.object_stack.addWidget(self.fields_view)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("central_tabs")
-        self.tabs.addTab(self.object_view, "Object")
+        self.tabs.addTab(self.object_stack, "Object")
         self.tabs.addTab(self.browser, "Layouts")
         self.setCentralWidget(self.tabs)
         self.process_dock = self._dock("Processes", self.processes,
@@ -168,6 +201,7 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._make_toolbar()
         self._connect()
+        self._update_mode_actions()
         self._on_build_changed(self.browser.build)
         self._restore_settings()
 
@@ -193,8 +227,9 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         A = self._action
-        self.open_action = A("&Open Scenario...", "open_scenario", self.open_scenario_dialog,
-                             QKeySequence.StandardKey.Open, "Open a scenario (.toml)")
+        self.open_action = A("&Open...", "open_scenario", self.open_scenario_dialog,
+                             QKeySequence.StandardKey.Open,
+                             "Open a scenario (.toml) or a saved session (.koi)")
         self.save_action = A("&Save Session...", "save_session", self.save_session_dialog,
                              QKeySequence.StandardKey.Save,
                              "Save what ran so far as a session file (.koi)")
@@ -206,7 +241,7 @@ class MainWindow(QMainWindow):
                                         self.export_timeline_png)
         self.quit_action = A("&Quit", "quit", self.close, QKeySequence.StandardKey.Quit,
                              "Quit KOI")
-        self.run_action = A("&Run", "run_pause", self.sim.toggle, QKeySequence("F5"),
+        self.run_action = A("&Run", "run_pause", self.toggle_running, QKeySequence("F5"),
                             "Run or pause the simulation (F5)")
         self.run_action.setCheckable(True)
         self.step_event_action = A("Step &Event", "step_event", self.sim.step_event,
@@ -233,6 +268,11 @@ class MainWindow(QMainWindow):
         self.resume_action = A("R&esume", "resume_thread", self.resume_thread)
         self.terminate_thread_action = A("&Terminate Thread...", "terminate_thread",
                                          self.terminate_thread)
+        self.raise_exception_action = A(
+            "Raise &Unhandled Exception...", "raise_unhandled_exception",
+            self.raise_unhandled_exception,
+            tip="The selected thread meets an exception nothing handles: its process ends "
+                "with the code (a job may report it as an abnormal exit)")
         self.set_ideal_action = A("Set &Ideal CPU...", "set_ideal_cpu", self.set_ideal_cpu)
         self.set_affinity_action = A("Set &Affinity...", "set_affinity", self.set_affinity)
         self.set_class_action = A("Set Priority &Class...", "set_priority_class",
@@ -264,6 +304,37 @@ class MainWindow(QMainWindow):
         self.job_actions = (self.create_job_action, self.assign_job_action,
                             self.set_job_limits_action, self.terminate_job_action,
                             self.close_job_action)
+        # where the views' objects come from
+        self.source_group = QActionGroup(self)
+        self.source_simulation_action = A("&Simulated Machine", "source_simulation",
+                                          self.show_simulation,
+                                          tip="The simulated kernel running a scenario")
+        self.source_live_action = A("&This Machine (live)", "source_live", self.show_live,
+                                    tip="This computer's real processes and threads, "
+                                        "sampled on a background thread")
+        self.source_session_action = A("Saved S&ession", "source_session",
+                                       self.show_session,
+                                       tip="The saved session last opened (File > Open)")
+        for act in (self.source_simulation_action, self.source_live_action,
+                    self.source_session_action):
+            act.setCheckable(True)
+            self.source_group.addAction(act)
+        self.source_simulation_action.setChecked(True)
+        self.source_session_action.setEnabled(False)
+        # replaying a session
+        self.previous_sample_action = A("&Previous Sample", "previous_sample",
+                                        lambda: self.replay.step(-1), QKeySequence("Alt+Left"),
+                                        "Show the recording one sample earlier")
+        self.next_sample_action = A("&Next Sample", "next_sample",
+                                    lambda: self.replay.step(1), QKeySequence("Alt+Right"),
+                                    "Show the recording one sample later")
+        self.compare_action = A("&Compare Moments...", "compare_moments", self.compare_dialog,
+                                tip="What changed between two moments of the session, or "
+                                    "between two sessions")
+        self.rerun_action = A("&Re-run to This Moment", "rerun_to_moment",
+                              self.rerun_to_moment,
+                              tip="Load the recorded scenario into the simulator at the "
+                                  "moment shown, paused, to go on from there")
         self.about_action = A("&About KOI", "about", self.show_about,
                               tip="Version, purpose and the sources of the layout data")
 
@@ -274,6 +345,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.setObjectName("recent_menu")
         file_menu.addAction(self.save_action)
+        file_menu.addAction(self.compare_action)
         file_menu.addSeparator()
         for act in (self.export_processes_action, self.export_threads_action,
                     self.export_timeline_action):
@@ -304,6 +376,14 @@ class MainWindow(QMainWindow):
         status_action.toggled.connect(self.statusBar().setVisible)
         view_menu.addAction(status_action)
 
+        source_menu = bar.addMenu("S&ource")
+        for act in (self.source_simulation_action, self.source_live_action,
+                    self.source_session_action):
+            source_menu.addAction(act)
+        source_menu.addSeparator()
+        for act in (self.previous_sample_action, self.next_sample_action, self.rerun_action):
+            source_menu.addAction(act)
+
         sim_menu = bar.addMenu("&Simulation")
         for act in (self.run_action, self.step_event_action, self.step_tick_action,
                     self.step_switch_action, self.restart_action):
@@ -319,7 +399,7 @@ class MainWindow(QMainWindow):
         thread_menu = bar.addMenu("&Thread")
         for act in (self.create_thread_action, self.set_priority_action, self.set_affinity_action,
                     self.set_ideal_action, self.suspend_action, self.resume_action,
-                    self.terminate_thread_action):
+                    self.terminate_thread_action, self.raise_exception_action):
             thread_menu.addAction(act)
         job_menu = bar.addMenu("&Job")
         for act in self.job_actions:
@@ -347,14 +427,63 @@ class MainWindow(QMainWindow):
         self.speed_combo.setCurrentIndex(SPEEDS.index(1.0))
         self.speed_combo.activated.connect(
             lambda i: self.set_speed(self.speed_combo.itemData(i)))
-        bar.addWidget(QLabel(" Speed "))
-        bar.addWidget(self.speed_combo)
+        self.speed_label = QLabel(" Speed ")
+        self.speed_action = bar.addWidget(self.speed_label)
+        self.speed_combo_action = bar.addWidget(self.speed_combo)
         self.addToolBar(bar)
+        self.simulation_toolbar = bar
+
+        # A session: the time slider over its samples, and the playback speed
+        replay_bar = QToolBar("Replay", self)
+        replay_bar.setObjectName("replay_toolbar")
+        replay_bar.addAction(self.previous_sample_action)
+        self.time_slider = QSlider(Qt.Orientation.Horizontal)
+        self.time_slider.setObjectName("time_slider")
+        self.time_slider.setMinimumWidth(320)
+        self.time_slider.setToolTip("The moment of the recording every view shows")
+        self.time_slider.valueChanged.connect(self._on_slider)
+        replay_bar.addWidget(self.time_slider)
+        replay_bar.addAction(self.next_sample_action)
+        self.replay_speed_combo = QComboBox()
+        self.replay_speed_combo.setObjectName("replay_speed_combo")
+        self.replay_speed_combo.setToolTip("Playback speed: recorded time per wall-clock "
+                                           "time (Fastest: one sample per frame)")
+        for speed in REPLAY_SPEEDS:
+            self.replay_speed_combo.addItem(speed_label(speed), speed)
+        self.replay_speed_combo.setCurrentIndex(REPLAY_SPEEDS.index(1.0))
+        self.replay_speed_combo.activated.connect(
+            lambda i: self.replay.set_speed(self.replay_speed_combo.itemData(i)))
+        replay_bar.addWidget(QLabel(" Playback "))
+        replay_bar.addWidget(self.replay_speed_combo)
+        replay_bar.addAction(self.compare_action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, replay_bar)
+        self.replay_toolbar = replay_bar
+
+        # This machine: how often it is sampled
+        live_bar = QToolBar("Live", self)
+        live_bar.setObjectName("live_toolbar")
+        self.interval_combo = QComboBox()
+        self.interval_combo.setObjectName("live_interval_combo")
+        self.interval_combo.setToolTip("How often this machine is sampled")
+        for seconds in INTERVALS_S:
+            self.interval_combo.addItem(format_duration(round(seconds * 1e9)), seconds)
+        self.interval_combo.setCurrentIndex(INTERVALS_S.index(self.live.interval_s))
+        self.interval_combo.activated.connect(
+            lambda i: self.live.set_interval(self.interval_combo.itemData(i)))
+        live_bar.addWidget(QLabel(" Sample every "))
+        live_bar.addWidget(self.interval_combo)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, live_bar)
+        self.live_toolbar = live_bar
 
     def _connect(self) -> None:
-        self.sim.frameAdvanced.connect(self.refresh)
+        self.sim.frameAdvanced.connect(self._on_sim_frame)
         self.sim.loaded.connect(self._on_loaded)
         self.sim.runningChanged.connect(self._on_running)
+        self.replay.frameAdvanced.connect(self._on_replay_frame)
+        self.replay.runningChanged.connect(self._on_running)
+        self.live.sampled.connect(self._on_live_sample)
+        self.live.runningChanged.connect(self._on_running)
+        self.live.failed.connect(self._on_live_failed)
         self.processes.processSelected.connect(self.select_process)
         self.threads.threadSelected.connect(self.select_thread)
         self.timeline.threadClicked.connect(self.select_thread)
@@ -371,11 +500,14 @@ class MainWindow(QMainWindow):
         self.sim.load_default()
 
     def open_path(self, path: str) -> bool:
-        """Open a scenario; a bad one is reported and the current machine stays."""
+        """Open a scenario (.toml) or a saved session (.koi); a bad file is reported and
+        what is shown stays."""
         suffix = Path(path).suffix.lower()
+        if suffix == ".koi":
+            return self.open_session(path)
         if suffix != ".toml":
-            self.dialogs.error("Cannot open", f"{path}: KOI opens scenarios (.toml) in the "
-                                              "app; saved sessions open with 'koi session'.")
+            self.dialogs.error("Cannot open", f"{path}: KOI opens scenarios (.toml) and "
+                                              "saved sessions (.koi).")
             return False
         try:
             self.sim.load_scenario(path)
@@ -383,35 +515,215 @@ class MainWindow(QMainWindow):
             self.dialogs.error("Cannot open scenario", str(exc))
             return False
         self._remember_recent(path)
+        self.show_simulation()
+        return True
+
+    def open_session(self, path: str) -> bool:
+        """Replay a saved session; a file that is not one (or is damaged, or newer) is
+        refused untouched, with the reason."""
+        from core.session import SessionError
+
+        try:
+            self.replay.open(path)
+        except (SessionError, OSError) as exc:
+            self.dialogs.error("Cannot open session", str(exc))
+            return False
+        self._remember_recent(path)
+        self.source_session_action.setEnabled(True)
+        self._load_replay_views()
+        self.show_session()
         return True
 
     def open_scenario_dialog(self) -> None:
-        path = self.dialogs.open_file("Open Scenario", "Scenarios (*.toml);;All files (*)")
+        path = self.dialogs.open_file(
+            "Open", "Scenarios and sessions (*.toml *.koi);;Scenarios (*.toml);;"
+                    "Sessions (*.koi);;All files (*)")
         if path:
             self.open_path(path)
 
     def restart(self) -> None:
+        """The scenario again from time 0 (read again from its file, if it has one)."""
         source = self.sim.source
         if source == "default" or not source:
             self.sim.load_default()
-        else:
+        elif Path(source).suffix.lower() == ".toml":
             self.open_path(source)
+        else:  # re-run from a session: the scenario the session recorded
+            self.sim.reload()
 
     def _on_loaded(self, source: str) -> None:
         self._trace_rows = 0
+        if self.mode == SIMULATION:
+            self._load_simulation_views()
+
+    def _clear_selection(self) -> None:
+        self.object_view.show_object(None)
+        self.fields_view.show_fields(None)
+        self._selected_pid = self._selected_tid = -1
+        self._selected_job_name = None
+        self.fibers.set_thread(None)
+
+    def _load_simulation_views(self) -> None:
         m = self.sim.machine
+        self._trace_rows = len(m.trace)
+        self.timeline.set_cursor(None)
         self.timeline.set_trace(m.trace.columns(), m.now, m.state, cpus=m.ncpu)
         self.event_log.model.clear()
-        name = "demo (desktop)" if source == "default" else Path(source).name
-        self.setWindowTitle(f"{name} — {WINDOW_TITLE}")
-        self.object_view.show_object(None)
-        self._selected_pid = self._selected_tid = -1
-        self.fibers.set_thread(None)
+        self._clear_selection()
+        self._update_title()
         self._update_job_actions()
 
+    def _load_replay_views(self) -> None:
+        r = self.replay
+        trace = r.trace()
+        end = max(round(r.end_us * 1000) * CYCLES_PER_NS,
+                  int(trace["time"].max()) if len(trace["time"]) else 0)
+        self.timeline.set_trace(trace, end, self._replay_names(), cpus=r.info.cpus or None)
+        self.timeline.set_cursor(r.now_cycles)
+        self.event_log.model.clear()
+        self._events_until = -float("inf")
+        self.time_slider.blockSignals(True)
+        self.time_slider.setRange(0, len(r.times) - 1)
+        self.time_slider.setValue(r.sample_index())
+        self.time_slider.blockSignals(False)
+        self._clear_selection()
+
+    def _replay_names(self):
+        """Every process and thread the recording saw, for the timeline's labels."""
+        from core.timeline import NameLookup
+
+        procs, threads = {}, {}
+        for life in self.replay.session.objects():
+            if life["kind"] == "process" and life["name"] is not None:
+                procs[life["pid"]] = life["name"]
+            elif life["kind"] == "thread" and life["name"] is not None and life["tid"]:
+                threads[life["tid"]] = life["name"]
+        return NameLookup(procs, threads)
+
+    # ------------------------------------------------------------------ sources
+    def show_simulation(self) -> None:
+        if self.sim.machine is None:
+            self.sim.load_default()  # started on a session: the demo, when asked for
+        self._switch(SIMULATION)
+
+    def show_live(self) -> bool:
+        if not self.live.start():
+            self._source_action(self.mode).setChecked(True)  # still showing what it was
+            return False
+        self._switch(LIVE)
+        return True
+
+    def show_session(self) -> None:
+        if self.replay.is_open:
+            self._switch(SESSION)
+
+    def _switch(self, mode: str) -> None:
+        """Show another source. The one left keeps its place: a simulation pauses, a
+        session stays at its moment; this machine stops being sampled."""
+        if mode != SIMULATION:
+            self.sim.pause()
+        if mode != SESSION:
+            self.replay.pause()
+        if mode != LIVE:
+            self.live.stop()
+        changed = mode != self.mode
+        self.mode = mode
+        self._source_action(mode).setChecked(True)
+        if changed:
+            self._clear_selection()
+            self.event_log.model.clear()
+            if mode == SIMULATION and self.sim.machine is not None:
+                self._load_simulation_views()
+            elif mode == SESSION:
+                self._load_replay_views()
+            elif mode == LIVE:
+                self.timeline.set_cursor(None)
+        self._update_mode_actions()
+        self._update_title()
+        self.refresh()
+
+    def _source_action(self, mode: str) -> QAction:
+        return {SIMULATION: self.source_simulation_action, LIVE: self.source_live_action,
+                SESSION: self.source_session_action}[mode]
+
+    def _update_mode_actions(self) -> None:
+        sim, session, live = (self.mode == m for m in (SIMULATION, SESSION, LIVE))
+        for act in (self.step_event_action, self.step_tick_action, self.step_switch_action,
+                    self.restart_action, *self.speed_actions):
+            act.setEnabled(sim)
+        for act in (self.create_process_action, self.set_class_action,
+                    self.set_foreground_action, self.terminate_process_action,
+                    self.create_thread_action, self.set_priority_action,
+                    self.set_affinity_action, self.set_ideal_action, self.suspend_action,
+                    self.resume_action, self.terminate_thread_action,
+                    self.raise_exception_action):
+            act.setEnabled(sim)  # only the simulated kernel takes orders
+        for act in (self.previous_sample_action, self.next_sample_action,
+                    self.compare_action):
+            act.setEnabled(session)
+        self.rerun_action.setEnabled(session and self.replay.rerunnable)
+        self.save_action.setEnabled(not session)
+        self.simulation_toolbar.setVisible(True)
+        self.speed_label.setEnabled(sim)
+        self.speed_combo.setEnabled(sim)
+        self.replay_toolbar.setVisible(session)
+        self.live_toolbar.setVisible(live)
+        self._update_job_actions()
+        running = {SIMULATION: self.sim, SESSION: self.replay, LIVE: self.live}[self.mode]
+        self._show_running(running.running)
+        tips = {SIMULATION: "Run or pause the simulation (F5)",
+                SESSION: "Play or pause the recording (F5)",
+                LIVE: "Sample this machine, or pause sampling (F5)"}
+        self.run_action.setStatusTip(tips[self.mode])
+        self.run_action.setToolTip(tips[self.mode])
+
+    def _update_title(self) -> None:
+        if self.mode == SIMULATION:
+            source = self.sim.source
+            name = "demo (desktop)" if source == "default" else Path(source).name
+        elif self.mode == SESSION:
+            name = f"{Path(self.replay.path).name} (session)"
+        else:
+            import platform
+
+            name = f"{platform.node() or 'this machine'} (live)"
+        self.setWindowTitle(f"{name} — {WINDOW_TITLE}")
+
+    def toggle_running(self) -> None:
+        {SIMULATION: self.sim, SESSION: self.replay, LIVE: self.live}[self.mode].toggle()
+
     # ------------------------------------------------------------------ frames
+    def _on_sim_frame(self) -> None:
+        if self.mode == SIMULATION:
+            self.refresh()
+
+    def _on_replay_frame(self) -> None:
+        if self.mode == SESSION:
+            self.refresh()
+
+    def _on_live_sample(self) -> None:
+        if self.mode == LIVE:
+            self.refresh()
+
+    def _on_live_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+
     def refresh(self) -> None:
-        """Bring every view up to the machine after a simulation frame."""
+        """Bring every view up to the source shown."""
+        if self.mode == SIMULATION:
+            self._refresh_simulation()
+        elif self.mode == SESSION:
+            self._refresh_replay()
+        else:
+            self._refresh_live()
+
+    def _update_views(self, state: dict) -> None:
+        self.processes.update_state(state)
+        self.threads.update_state(state)
+        self.jobs.update_state(state)
+        self.fibers.update_state(state)
+
+    def _refresh_simulation(self) -> None:
         m = self.sim.machine
         if m is None:
             return
@@ -419,10 +731,7 @@ class MainWindow(QMainWindow):
         new = self.sim.take_new_events()
         for event in new:  # so a process that came and went between frames still shows
             self.processes.model.note_event(event)
-        self.processes.update_state(state)
-        self.threads.update_state(state)
-        self.jobs.update_state(state)
-        self.fibers.update_state(state)
+        self._update_views(state)
         if new:
             self.event_log.model.append_events(new)
         rows = m.trace.columns_since(self._trace_rows)
@@ -434,10 +743,56 @@ class MainWindow(QMainWindow):
             f"{format_duration(m.now // CYCLES_PER_NS)}  ·  "
             f"{'running' if self.sim.running else 'paused'} at {speed_label(self.sim.speed)}")
 
+    def _refresh_replay(self) -> None:
+        r = self.replay
+        if not r.is_open:
+            return
+        state = r.state()
+        self._update_views(state)
+        t = r.time_us
+        if t >= self._events_until:
+            new = r.events_between(self._events_until, t)
+        else:  # back in time: the log starts over, with the latest events before t
+            self.event_log.model.clear()
+            new = r.events_between(-float("inf"), t)[-REPLAY_EVENTS:]
+        self._events_until = t
+        if new:
+            self.event_log.model.append_events(new)
+        self.timeline.set_cursor(r.now_cycles)
+        self.time_slider.blockSignals(True)
+        self.time_slider.setValue(r.sample_index())
+        self.time_slider.blockSignals(False)
+        self._show_selected_object()
+        self.time_label.setText(
+            f"{format_duration(round(t * 1000))} of {format_duration(round(r.end_us * 1000))}"
+            f"  ·  sample {r.sample_index() + 1} of {len(r.times)}  ·  "
+            f"{'playing' if r.running else 'paused'} at {speed_label(r.speed)}")
+
+    def _refresh_live(self) -> None:
+        state = self.live.state()
+        if state is None:
+            self.time_label.setText("This machine: taking the first sample...")
+            return
+        self._update_views(state)
+        self._show_selected_object()
+        n_threads = sum(len(p["threads"]) for p in state["processes"])
+        cost = self.live.cost_percent
+        self.time_label.setText(
+            f"{state['host']}  ·  {len(state['processes'])} processes, {n_threads} threads"
+            f"  ·  {'sampling' if self.live.running else 'paused'} every "
+            f"{format_duration(round(self.live.interval_s * 1e9))}"
+            + (f"  ·  sampling uses {cost:.1f} % of a core" if cost is not None else ""))
+
     def _on_running(self, running: bool) -> None:
-        self.run_action.setChecked(running)
-        self.run_action.setText("&Pause" if running else "&Run")
+        sender = {SIMULATION: self.sim, SESSION: self.replay, LIVE: self.live}[self.mode]
+        self._show_running(sender.running)
         self.refresh()
+
+    def _show_running(self, running: bool) -> None:
+        self.run_action.setChecked(running)
+        verb = {SIMULATION: ("&Pause", "&Run"), SESSION: ("&Pause", "&Play"),
+                LIVE: ("&Pause", "&Sample")}[self.mode]
+        self.run_action.setText(verb[0] if running else verb[1])
 
     def set_speed(self, speed: float | None) -> None:
         self.sim.set_speed(speed)
@@ -445,34 +800,104 @@ class MainWindow(QMainWindow):
         self.speed_actions[SPEEDS.index(speed)].setChecked(True)
         self.refresh()
 
+    def _on_slider(self, index: int) -> None:
+        if self.mode == SESSION:
+            self.replay.seek_sample(index)
+
     # ------------------------------------------------------------------ selection
     def select_process(self, pid: int) -> None:
         self._selected_pid = pid
+        self._selected_tid = -1
+        self._selected_job_name = None
         self.threads.set_process(pid if pid >= 0 else None)
         if self.fibers.pid != pid:
             self.fibers.set_thread(None)
-        m = self.sim.machine
-        proc = m.processes.get(pid) if m is not None and pid >= 0 else None
-        if proc is not None and self.sim.memory is not None:
-            self.object_view.show_object(self.sim.memory.process_object(proc))
-            self.tabs.setCurrentWidget(self.object_view)
+        self._show_selected_object(activate=True)
 
     def select_thread(self, pid: int, tid: int) -> None:
-        m = self.sim.machine
-        if m is None:
-            return
         if pid != self._selected_pid:
             self.processes.select_pid(pid)
         self._selected_pid, self._selected_tid = pid, tid
+        self._selected_job_name = None
         self.threads.select_tid(tid)
         self.timeline.select_thread(pid, tid)
         self.fibers.set_thread(pid, tid)
-        thread = m.threads.get(tid) if tid > 0 else None
-        if thread is not None and self.sim.memory is not None:
-            obj = self.sim.memory.thread_object(thread)
-            if obj is not None:
+        self._show_selected_object(activate=True)
+
+    def _on_job_selected(self, name: str) -> None:
+        """A job selected in the Jobs dock: its _EJOB (or its fields) in the Object tab."""
+        self._selected_job_name = name or None
+        self._show_selected_object(activate=True)
+
+    def _show_selected_object(self, activate: bool = False) -> None:
+        """Show the selection in the Object tab: kernel structures where the source has
+        them (the simulated machine; a session's re-run), else the recorded fields."""
+        machine = memory = None
+        reason = None
+        if self.mode == SIMULATION:
+            machine, memory = self.sim.machine, self.sim.memory
+        elif self.mode == SESSION and self._has_selection():
+            rerun = self.replay.machine_at()
+            machine, memory, reason = rerun.machine, rerun.memory, rerun.reason
+            if rerun.pending:  # not there yet: go on after the events waiting now
+                self._rerun_timer.start()
+        elif self.mode == LIVE:
+            reason = ("this machine's own fields, as sampled (states, priorities on the NT "
+                      "scale, times); Linux names them in 'native'")
+        obj = self._kernel_object(machine, memory) if machine is not None else None
+        if obj is not None:
+            if obj is not self.object_view.current_object:
                 self.object_view.show_object(obj)
-                self.tabs.setCurrentWidget(self.object_view)
+            elif self.mode != SIMULATION:
+                self.object_view.refresh()  # the simulation's frame refreshed it already
+            self.object_stack.setCurrentWidget(self.object_view)
+        elif machine is None and self._has_selection():
+            doc, title = self._selected_document()
+            self.fields_view.show_fields(doc, title, reason or "")
+            self.object_stack.setCurrentWidget(self.fields_view)
+        if activate and self._has_selection():
+            self.tabs.setCurrentWidget(self.object_stack)
+
+    def _has_selection(self) -> bool:
+        return self._selected_job_name is not None or self._selected_pid >= 0
+
+    def _kernel_object(self, machine, memory):
+        if memory is None:
+            return None
+        if self._selected_job_name is not None:
+            job = next((j for j in machine.jobs if machine.job_name(j) == self._selected_job_name),
+                       None)
+            return None if job is None else memory.job_object(job)
+        if self._selected_tid > 0:
+            thread = machine.threads.get(self._selected_tid)
+            return None if thread is None else memory.thread_object(thread)
+        proc = machine.processes.get(self._selected_pid)
+        return None if proc is None else memory.process_object(proc)
+
+    def _current_state(self) -> dict | None:
+        if self.mode == SIMULATION:
+            m = self.sim.machine
+            return None if m is None else m.state()
+        if self.mode == SESSION:
+            return self.replay.state() if self.replay.is_open else None
+        return self.live.state()
+
+    def _selected_document(self) -> tuple[dict | None, str]:
+        """The selected object's entry in the current state, and a title for it."""
+        state = self._current_state() or {}
+        if self._selected_job_name is not None:
+            job = next((j for j in state.get("jobs", ()) if j.get("name") == self._selected_job_name),
+                       None)
+            return job, f"Job {self._selected_job_name}" + ("" if job else " (gone)")
+        proc = next((p for p in state.get("processes", ()) if p["pid"] == self._selected_pid),
+                    None)
+        if proc is None:
+            return None, f"Process {self._selected_pid} (gone)"
+        if self._selected_tid > 0:
+            thread = next((t for t in proc["threads"] if t["tid"] == self._selected_tid), None)
+            return thread, (f"Thread {self._selected_tid} of {proc['name']} "
+                            f"({proc['pid']})" + ("" if thread else " (gone)"))
+        return proc, f"{proc['name']} ({proc['pid']})"
 
     def _on_event_object(self, kind: str, pid: int, tid: int) -> None:
         if kind == "thread" and tid >= 0:
@@ -482,11 +907,47 @@ class MainWindow(QMainWindow):
 
     def selected_process(self):
         m = self.sim.machine
-        return None if m is None else m.processes.get(self._selected_pid)
+        if m is None or self.mode != SIMULATION:
+            return None
+        return m.processes.get(self._selected_pid)
 
     def selected_thread(self):
         m = self.sim.machine
-        return None if m is None or self._selected_tid <= 0 else m.threads.get(self._selected_tid)
+        if m is None or self.mode != SIMULATION or self._selected_tid <= 0:
+            return None
+        return m.threads.get(self._selected_tid)
+
+    # ------------------------------------------------------------------ sessions
+    def compare_dialog(self) -> None:
+        if not self.replay.is_open:
+            return
+        from inspector.compare_view import CompareDialog
+
+        dialog = CompareDialog(self.replay.session, self,
+                               initial_a_us=self.replay.start_us,
+                               initial_b_us=self.replay.time_us)
+        dialog.view.objectActivated.connect(self._on_event_object)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def rerun_to_moment(self) -> bool:
+        """Load the recorded scenario into the simulator, run it to the moment shown and
+        pause there: from a recording to a machine one can change."""
+        r = self.replay
+        if not r.rerunnable:
+            return False
+        from core.scenario import parse_scenario
+
+        try:
+            scenario = parse_scenario(r.info.description, r.info.name or "session")
+        except ScenarioError as exc:
+            self.dialogs.error("Re-run to This Moment", str(exc))
+            return False
+        target_ns = round(r.times[r.sample_index()] * 1000)
+        self.sim.load_parsed(scenario, source=r.path, seed=(r.info.extra or {}).get("seed"))
+        self.show_simulation()
+        self.sim.advance_to(target_ns)
+        return True
 
     # ------------------------------------------------------------------ actions
     def _need(self, what):
@@ -498,8 +959,9 @@ class MainWindow(QMainWindow):
         if not ok and self.sim.machine.last_error:
             from core.kernel.constants import ERROR_NAMES
 
-            code = self.sim.machine.last_error
-            self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})")
+            code, reason = self.sim.machine.last_error, self.sim.machine.last_error_reason
+            self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})"
+                               + (f": {reason}" if reason else ""))
         self.refresh()
 
     def set_priority(self) -> None:
@@ -558,6 +1020,19 @@ class MainWindow(QMainWindow):
         if code is not None:
             self._report_last_error(self.sim.machine.terminate_thread(t, code),
                                     "TerminateThread")
+
+    def raise_unhandled_exception(self) -> None:
+        t = self._need(self.selected_thread())
+        if t is None:
+            return
+        names = tuple(EXCEPTION_CODES)
+        name = self.dialogs.choose("Raise Unhandled Exception",
+                                   f"Exception in thread {t.tid} of {t.process.name}:",
+                                   names, names[0])
+        if name is not None:
+            self._report_last_error(
+                self.sim.machine.raise_unhandled_exception(t, EXCEPTION_CODES[name]),
+                "Unhandled exception")
 
     def set_priority_class(self) -> None:
         p = self._need(self.selected_process())
@@ -633,7 +1108,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ jobs
     def _update_job_actions(self) -> None:
         # Jobs are changed through the simulated kernel's API; nothing else has one
-        simulated = self.sim.machine is not None
+        simulated = self.sim.machine is not None and self.mode == SIMULATION
         for act in self.job_actions:
             act.setEnabled(simulated)
 
@@ -673,21 +1148,10 @@ class MainWindow(QMainWindow):
         from core.kernel.constants import ERROR_NAMES
 
         m = self.sim.machine
-        errors: list[dict] = []
-
-        def collect(event: dict) -> None:
-            if event.get("type") == "api_error":
-                errors.append(event)
-
-        m.subscribe(collect)
-        try:
-            ok = bool(call())
-        finally:
-            m.unsubscribe(collect)
+        ok = bool(call())
         m.dispatch()  # a limit may have changed what runs where
         if not ok:
-            code = m.last_error
-            reason = next((e["reason"] for e in reversed(errors) if e.get("reason")), None)
+            code, reason = m.last_error, m.last_error_reason
             self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})"
                                + (f": {reason}" if reason else ""))
         return ok
@@ -789,22 +1253,14 @@ class MainWindow(QMainWindow):
         self._job_call("CloseHandle", lambda: m.close_job_handle(job))
         self._jobs_changed()
 
-    def _on_job_selected(self, _name: str) -> None:
-        """A job selected in the Jobs dock: its _EJOB in the Object view."""
-        job = self._selected_job()
-        obj = (self.sim.memory.job_object(job)
-               if job is not None and self.sim.memory is not None else None)
-        if obj is not None:
-            self.object_view.show_object(obj)
-            self.tabs.setCurrentWidget(self.object_view)
-
     def _on_job_process(self, pid: int) -> None:
         if not self.processes.select_pid(pid):
             self.statusBar().showMessage(f"Process {pid} is no longer running", 4000)
 
     # ------------------------------------------------------------------ files
     def save_session_dialog(self) -> str | None:
-        if self.sim.recorder is None:
+        """Save what the simulation ran, or what was sampled of this machine, so far."""
+        if self.mode == SESSION or (self.mode == SIMULATION and self.sim.recorder is None):
             return None
         path = self.dialogs.save_file("Save Session", "KOI sessions (*.koi)", "session.koi")
         if not path:
@@ -814,21 +1270,24 @@ class MainWindow(QMainWindow):
         from core.session import SessionError
 
         try:
-            self.sim.save_session(path)
-        except (SessionError, OSError) as exc:
+            if self.mode == LIVE:
+                self.live.save_session(path)
+            else:
+                self.sim.save_session(path)
+        except (SessionError, OSError, ValueError) as exc:
             self.dialogs.error("Save Session", str(exc))
             return None
         self.statusBar().showMessage(f"Saved the session to {path}", 4000)
         return path
 
     def export_csv(self, what: str) -> str | None:
-        m = self.sim.machine
-        if m is None:
+        """The processes or threads of the source shown, as CSV."""
+        state = self._current_state()
+        if state is None:
             return None
         path = self.dialogs.save_file(f"Export {what.title()}", "CSV (*.csv)", f"{what}.csv")
         if not path:
             return None
-        state = m.state()
         out = io.StringIO()
         writer = csv.writer(out)
         if what == "processes":
@@ -908,6 +1367,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.sim.pause()
+        self.live.close()
+        self.replay.close()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("dock_state", self.saveState())
         self.settings.setValue("process_columns", self.processes.header_state())
@@ -919,6 +1380,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ build
     def _on_build_changed(self, build: Build) -> None:
         self.sim.set_build(build)
+        self.replay.set_build(build)
         if self.object_view.current_object is not None:
             self.object_view.refresh()
         self.build_label.setText(

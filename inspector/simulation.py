@@ -54,6 +54,8 @@ class SimulationController(QObject):
         self.speed: float | None = 1.0
         self.memory: KernelMemory | None = None
         self.recorder: Recorder | None = None
+        self.scenario = None  # the parsed scenario loaded, and the seed it runs with
+        self.seed: int | None = None
         self._new_events: list[dict] = []
         self._timer = QTimer(self)
         self._timer.setInterval(FRAME_MS)
@@ -71,12 +73,17 @@ class SimulationController(QObject):
     def load_scenario(self, path: str, source: str | None = None) -> None:
         """Load a scenario file; raises ScenarioError (file, line, key) for a bad one and
         leaves the current machine untouched."""
-        scenario = load_scenario(path)
-        run = build_machine(scenario)
+        self.load_parsed(load_scenario(path), source or str(Path(path)))
+
+    def load_parsed(self, scenario, source: str, seed: int | None = None) -> None:
+        """Load a parsed scenario (`source` names where it came from); `seed` overrides
+        the scenario's."""
+        run = build_machine(scenario, seed)
         was_running = self.running
         self.pause()
         self.run = run
-        self.source = source or str(Path(path))
+        self.source = source
+        self.scenario, self.seed = scenario, seed
         self._new_events = list(run.events)
         run.machine.subscribe(self._on_event)
         build = catalogue().find(scenario.system.build)
@@ -84,13 +91,18 @@ class SimulationController(QObject):
         # Recording is continuous and bounded: File > Save Session writes it out
         self.recorder = Recorder(
             run.machine, retention_ns=RECORD_RETENTION_NS, source="simulation",
-            build=build.id, arch=build.arch, name=Path(path).name,
+            build=build.id, arch=build.arch, name=Path(scenario.filename).name,
             description=scenario.source, past_events=list(run.events),
-            extra={"seed": scenario.system.seed})
+            extra={"seed": scenario.system.seed if seed is None else seed})
         self.loaded.emit(self.source)
         self.frameAdvanced.emit()
         if was_running:
             self.start()
+
+    def reload(self) -> None:
+        """The scenario loaded last, again from time 0."""
+        if self.scenario is not None:
+            self.load_parsed(self.scenario, self.source, self.seed)
 
     def _on_event(self, event: dict) -> None:
         self._new_events.append(event)
@@ -201,6 +213,14 @@ class SimulationController(QObject):
         if self.recorder is None:
             raise ValueError("nothing is loaded")
         self.recorder.save(path)
+
+    def advance_to(self, time_ns: int) -> None:
+        """Run to simulated time `time_ns` (however long it takes: re-running a recording
+        to a moment chosen in it)."""
+        m = self.machine
+        if m is not None and m.now < time_ns * CYCLES_PER_NS:
+            self._run_to(time_ns * CYCLES_PER_NS)
+            self._after_advance()
 
     def step_to_switch(self, limit_ticks: int = 64 * 10) -> None:
         """Run until the next context switch (or `limit_ticks` clock ticks pass)."""

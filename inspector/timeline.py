@@ -309,6 +309,7 @@ class TimelineWidget(QWidget):
         self._follow_span = float(DEFAULT_FOLLOW_SPAN)
         self._setting_range = False
         self._selected: tuple[int, int] | None = None
+        self._cursor: float | None = None  # replay: the moment shown, in cycles
         self.usage: Usage | None = None
         self.stacked_pids: list[int] = []   # bottom to top; -1 is "Other"
 
@@ -366,6 +367,15 @@ class TimelineWidget(QWidget):
             offset=(-10, 2), colCount=3, verSpacing=-6)
         self._cpu_legend = self.cpu_usage_plot.getPlotItem().addLegend(
             offset=(-10, 2), colCount=8, verSpacing=-6)
+        # Replay's "now": one vertical line through every plot at the moment shown
+        self.cursor_lines = []
+        for plot in (self.timeline_plot, self.cpu_usage_plot, self.process_usage_plot):
+            line = pg.InfiniteLine(angle=90, movable=False,
+                                   pen=pg.mkPen((255, 140, 0), width=2))
+            line.setZValue(1000)
+            line.setVisible(False)
+            plot.addItem(line, ignoreBounds=True)
+            self.cursor_lines.append(line)
         self._apply_palette()
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -505,12 +515,28 @@ class TimelineWidget(QWidget):
         if changed:
             self.followNowChanged.emit(on)
 
+    def set_cursor(self, cycles: float | None) -> None:
+        """Mark the moment a replay shows (None: no cursor, the live end is now).
+        Following keeps the cursor in view instead of the end of the trace."""
+        self._cursor = None if cycles is None else float(cycles)
+        for line in self.cursor_lines:
+            line.setVisible(cycles is not None)
+            if cycles is not None:
+                line.setValue(cycles / CYCLES_PER_S)
+        if self._follow:
+            self._apply_follow()
+
+    @property
+    def cursor_cycles(self) -> float | None:
+        return self._cursor
+
     def _apply_follow(self) -> None:
         tl = self.timeline
         if tl is None:
             return
         span = self._follow_span
-        start = max(float(tl.origin), tl.now - span)
+        end = tl.now if self._cursor is None else self._cursor
+        start = max(float(tl.origin), end - span)
         self._set_range(start, start + span)
 
     def _set_range(self, t0: float, t1: float) -> None:

@@ -68,14 +68,26 @@ def test_unknown_option_is_a_usage_error(capsys):
 
 
 def test_a_file_is_refused_with_exit_2_and_a_clear_message(capsys, tmp_path):
-    scenario = tmp_path / "boot.koi"
-    scenario.write_text("{}")
-    assert app.main([str(scenario)]) == 2
+    other = tmp_path / "boot.json"
+    other.write_text("{}")
+    assert app.main([str(other)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"cannot open {scenario}" in captured.err
-    assert "the app opens scenarios (.toml)" in captured.err
+    assert f"cannot open {other}" in captured.err
+    assert "the app opens scenarios (.toml) and saved sessions (.koi)" in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_a_file_that_is_not_a_session_is_refused_untouched(capsys, tmp_path):
+    fake = tmp_path / "boot.koi"
+    fake.write_text("{}")
+    before = fake.read_bytes()
+    assert app.main([str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("koi-inspector: ") and "boot.koi" in err
+    assert "not a KOI session" in err or "not a session" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert fake.read_bytes() == before
 
 
 def test_a_bad_scenario_is_refused_before_a_window(capsys, tmp_path):
@@ -99,8 +111,8 @@ def test_without_a_console_the_refusal_is_a_dialog(qapp, monkeypatch):
     shown = []
     monkeypatch.setattr(sys, "stderr", None)  # pythonw on Windows has no stderr
     monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args))
-    assert app.main(["x.koi"]) == 2
-    assert len(shown) == 1 and "cannot open x.koi" in shown[0][2]
+    assert app.main(["x.json"]) == 2
+    assert len(shown) == 1 and "cannot open x.json" in shown[0][2]
 
 
 def test_main_opens_the_window_and_exits_with_the_event_loop(qapp, monkeypatch):
@@ -128,7 +140,8 @@ def test_window_opens_and_closes(window):
     assert window.windowTitle() == "demo (desktop) — KOI — Kernel Object Inspector"
     assert window.width() >= 1000 and window.height() >= 700
     assert [a.text() for a in window.menuBar().actions()] == [
-        "&File", "&Edit", "&View", "&Simulation", "&Process", "&Thread", "&Job", "&Help"]
+        "&File", "&Edit", "&View", "S&ource", "&Simulation", "&Process", "&Thread", "&Job",
+        "&Help"]
     assert window.centralWidget() is window.tabs
     assert window.tabs.widget(1) is window.browser
     assert window.close()
