@@ -328,7 +328,7 @@ def _step(run: Run, s) -> tuple:
     if isinstance(s, sc.Yield):
         return program.yield_()
     if isinstance(s, sc.Io):
-        return program.io(s.increment, s.duration_ns)
+        return program.io(s.device, s.duration_ns)  # the name: io_complete matches on it
     if isinstance(s, sc.SetEvent):
         return program.set_event(run.objects[s.event])
     if isinstance(s, sc.ResetEvent):

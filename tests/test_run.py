@@ -436,3 +436,28 @@ def test_fibers_example_one_thread_for_the_scheduler():
     fls = [(e["time_us"], e["value"], e["fiber"]) for e in r.events if e["type"] == "fls_callback"]
     assert fls == [(13000.0, 11, "F1"), (13000.0, 22, "F2")]
     assert r.run.threads["T"].exit_code == 1
+
+
+def test_io_complete_action_ends_the_threads_io_early_with_its_boost():
+    """``io_complete T DEVICE`` finds the outstanding ``io DEVICE`` by the device's name."""
+    scenario = parse_scenario("""\
+[system]
+cpus = 1
+until = "100ms"
+
+[[process]]
+name = "typist.exe"
+
+  [[process.thread]]
+  name = "T"
+  program = ["io keyboard 1s", "cpu 1ms", "exit 0"]
+
+[[at]]
+time = "10ms"
+do = "io_complete T keyboard"
+""", "io.toml")
+    result = run_scenario(scenario)
+    events = [e for e in result.events if e.get("type") in ("api_error", "thread_exit")]
+    assert not [e for e in events if e["type"] == "api_error"]
+    exit_time = next(e["time_us"] for e in events if e["type"] == "thread_exit")
+    assert 10_000 <= exit_time < 20_000  # woke at 10 ms (not after the 1 s I/O), ran 1 ms
