@@ -318,11 +318,18 @@ def _steps(run: Run, program_name: str) -> tuple:
 
 
 def _step(run: Run, s) -> tuple:
-    """A scenario step as the kernel's step tuple (core/kernel/program.py)."""
+    return kernel_step(s, lambda name: _target(run, name), lambda name: _steps(run, name))
+
+
+def kernel_step(s, resolve, program_steps=None) -> tuple:
+    """A scenario step as the kernel's step tuple (core/kernel/program.py).  `resolve`
+    gives the kernel object a step names (event, semaphore, mutex, process, thread);
+    `program_steps` a [programs] entry's kernel steps, for fiber_create (ValueError
+    without it)."""
     if isinstance(s, sc.Cpu):
         return program.kcpu(s.duration_ns) if s.kernel else program.cpu(s.duration_ns)
     if isinstance(s, sc.Wait):
-        return program.wait(_target(run, s.target), s.timeout_ns)
+        return program.wait(resolve(s.target), s.timeout_ns)
     if isinstance(s, sc.Sleep):
         return program.sleep(s.duration_ns)
     if isinstance(s, sc.Yield):
@@ -330,15 +337,15 @@ def _step(run: Run, s) -> tuple:
     if isinstance(s, sc.Io):
         return program.io(s.device, s.duration_ns)  # the name: io_complete matches on it
     if isinstance(s, sc.SetEvent):
-        return program.set_event(run.objects[s.event])
+        return program.set_event(resolve(s.event))
     if isinstance(s, sc.ResetEvent):
-        return program.reset_event(run.objects[s.event])
+        return program.reset_event(resolve(s.event))
     if isinstance(s, sc.PulseEvent):
-        return program.pulse_event(run.objects[s.event])
+        return program.pulse_event(resolve(s.event))
     if isinstance(s, sc.ReleaseSemaphore):
-        return program.release_semaphore(run.objects[s.semaphore], s.count)
+        return program.release_semaphore(resolve(s.semaphore), s.count)
     if isinstance(s, sc.ReleaseMutex):
-        return program.release_mutex(run.objects[s.mutex])
+        return program.release_mutex(resolve(s.mutex))
     if isinstance(s, sc.SetPriority):
         return program.set_priority(s.priority)
     if isinstance(s, sc.Exit):
@@ -350,7 +357,9 @@ def _step(run: Run, s) -> tuple:
     if isinstance(s, sc.FiberConvert):
         return program.fiber_convert()
     if isinstance(s, sc.FiberCreate):
-        return program.fiber_create(s.fiber, lambda: _steps(run, s.program))
+        if program_steps is None:
+            raise ValueError(f"step '{s}' needs a scenario's [programs]")
+        return program.fiber_create(s.fiber, lambda: program_steps(s.program))
     if isinstance(s, sc.FiberSwitch):
         return program.fiber_switch(s.fiber)
     if isinstance(s, sc.FiberDelete):

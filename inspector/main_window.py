@@ -100,6 +100,18 @@ class Dialogs:
     def error(self, title: str, message: str) -> None:
         QMessageBox.warning(self.parent, title, message)
 
+    def process_form(self, machine, selected_pid: int, objects) -> object | None:
+        """The Create Process form; its ProcessRequest, or None if cancelled."""
+        from inspector.process_dialog import CreateProcessDialog
+
+        dialog = CreateProcessDialog(machine, self.parent, selected_pid=selected_pid,
+                                     objects=objects)
+        try:
+            accepted = dialog.exec() == CreateProcessDialog.DialogCode.Accepted
+            return dialog.request if accepted else None
+        finally:
+            dialog.deleteLater()
+
     def job_form(self, title: str, jobs: list[str], current: dict | None,
                  create: bool) -> JobRequest | None:
         """The Create Job / Set Job Limits form; `current` is the job's state entry."""
@@ -927,6 +939,7 @@ class MainWindow(QMainWindow):
                                initial_a_us=self.replay.start_us,
                                initial_b_us=self.replay.time_us)
         dialog.view.objectActivated.connect(self._on_event_object)
+        dialog.view.jobActivated.connect(self.jobs.select_job)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
@@ -1061,26 +1074,24 @@ class MainWindow(QMainWindow):
                                     "TerminateProcess")
 
     def create_process(self) -> None:
+        """CreateProcess with every choice (class, parent, job, protection, affinity,
+        threads and their programs); the kernel's refusal is shown by its Win32 name."""
         m = self.sim.machine
         if m is None:
             return
-        name = self.dialogs.text("Create Process", "Image name:", "app.exe")
-        if not name:
-            return
-        cls = self.dialogs.choose("Create Process", "Priority class:", PRIORITY_CLASSES,
-                                  "normal")
-        if cls is None:
-            return
-        from core.kernel import program as P
+        from inspector.process_dialog import create_from_request
 
-        parent = self.selected_process()
-        proc = m.create_process(name, cls, parent=parent)
-        m.create_thread(proc, program=[P.cpu(200_000_000), P.sleep(50_000_000), P.repeat()],
-                        name=f"{name} main")
-        m.dispatch()
+        objects = self.sim.run.objects
+        request = self.dialogs.process_form(m, self._selected_pid, objects)
+        if request is None:
+            return
+        proc, error = create_from_request(m, request, objects)
         self.sim.memory.sync()
         self.refresh()
-        self.processes.select_pid(proc.pid)
+        if error is not None:
+            self.dialogs.error("Create Process", error)
+        if proc is not None and proc.pid in m.processes:
+            self.processes.select_pid(proc.pid)
 
     def create_thread(self) -> None:
         p = self._need(self.selected_process())

@@ -287,3 +287,23 @@ def test_a_machine_that_cannot_be_sampled_is_reported_and_nothing_changes(window
     assert not window.show_live()
     assert window.mode == SIMULATION and window.source_simulation_action.isChecked()
     assert messages == ["Cannot sample this machine: no /proc here"]
+
+
+def test_compare_moments_opens_on_the_start_and_the_moment_shown(replaying, qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    from inspector.compare_view import CompareDialog
+
+    win = replaying
+    last = len(win.replay.times) - 1
+    win.replay.seek_sample(last)
+    win.compare_action.trigger()
+    dialog = next(w for w in QApplication.topLevelWidgets()
+                  if isinstance(w, CompareDialog) and w.isVisible())
+    qtbot.addWidget(dialog)
+    assert dialog.moment_a.slider.value() == 0 and dialog.moment_b.slider.value() == last
+    # a process the comparison lists selects it in the window
+    pid = max(shown_pids(win))
+    dialog.view.objectActivated.emit("process", pid, -1)
+    assert win.processes.selected_pid() == pid
+    dialog.close()

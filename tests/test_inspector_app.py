@@ -222,6 +222,18 @@ class FakeDialogs:
     def error(self, title, message):
         self.errors.append((title, message))
 
+    def process_form(self, machine, selected_pid, objects):
+        """The real Create Process form, filled in with the `text` and `choose` answers."""
+        from inspector.process_dialog import CreateProcessDialog
+
+        dialog = CreateProcessDialog(machine, None, selected_pid=selected_pid, objects=objects)
+        dialog.name_edit.setText(self.answers.get("text"))
+        dialog.class_combo.setCurrentIndex(dialog.class_combo.findData(self.answers["choose"]))
+        dialog.accept()
+        request = dialog.request
+        dialog.deleteLater()
+        return request
+
 
 def frames(window, n=3):
     window.sim.set_speed(None)
