@@ -35,6 +35,7 @@ from inspector.fiber_view import FiberView
 from inspector.fields_view import FieldsView
 from inspector.job_view import JobLimitsDialog, JobRequest, JobView
 from inspector.layout_browser import LayoutBrowser
+from inspector.live_graphs import LiveGraphsWidget
 from inspector.live_source import INTERVALS_S, LiveController
 from inspector.object_view import ObjectView
 from inspector.process_model import ProcessTreeView
@@ -146,6 +147,12 @@ class MainWindow(QMainWindow):
         self.fields_view = FieldsView()
         self.browser = LayoutBrowser(self._catalogue)
         self.timeline = TimelineWidget()
+        self.live_graphs = LiveGraphsWidget()
+        # The CPU Timeline dock: the scheduler's trace, or this machine's sampled graphs
+        self.timeline_stack = QStackedWidget()
+        self.timeline_stack.setObjectName("timeline_stack")
+        self.timeline_stack.addWidget(self.timeline)
+        self.timeline_stack.addWidget(self.live_graphs)
         self.event_log = EventLogView()
         self.jobs = JobView()
         self.fibers = FiberView()
@@ -175,7 +182,7 @@ class MainWindow(QMainWindow):
                                        Qt.DockWidgetArea.LeftDockWidgetArea)
         self.thread_dock = self._dock("Threads", self.threads,
                                       Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.timeline_dock = self._dock("CPU Timeline", self.timeline,
+        self.timeline_dock = self._dock("CPU Timeline", self.timeline_stack,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
         self.event_dock = self._dock("Event Log", self.event_log,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -481,7 +488,7 @@ class MainWindow(QMainWindow):
             self.interval_combo.addItem(format_duration(round(seconds * 1e9)), seconds)
         self.interval_combo.setCurrentIndex(INTERVALS_S.index(self.live.interval_s))
         self.interval_combo.activated.connect(
-            lambda i: self.live.set_interval(self.interval_combo.itemData(i)))
+            lambda i: self._set_live_interval(self.interval_combo.itemData(i)))
         live_bar.addWidget(QLabel(" Sample every "))
         live_bar.addWidget(self.interval_combo)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, live_bar)
@@ -499,6 +506,7 @@ class MainWindow(QMainWindow):
         self.processes.processSelected.connect(self.select_process)
         self.threads.threadSelected.connect(self.select_thread)
         self.timeline.threadClicked.connect(self.select_thread)
+        self.live_graphs.threadClicked.connect(self.select_thread)
         self.event_log.objectActivated.connect(self._on_event_object)
         self.jobs.processActivated.connect(self._on_job_process)
         self.jobs.jobSelected.connect(self._on_job_selected)
@@ -649,7 +657,10 @@ class MainWindow(QMainWindow):
             elif mode == SESSION:
                 self._load_replay_views()
             elif mode == LIVE:
-                self.timeline.set_cursor(None)
+                self.live_graphs.set_history(self.live.history, self._live_name,
+                                             self.live.interval_s)
+        self.timeline_stack.setCurrentWidget(self.live_graphs if mode == LIVE
+                                             else self.timeline)
         self._update_mode_actions()
         self._update_title()
         self.refresh()
@@ -701,6 +712,11 @@ class MainWindow(QMainWindow):
             name = f"{platform.node() or 'this machine'} (live)"
         self.setWindowTitle(f"{name} — {WINDOW_TITLE}")
 
+    def _set_live_interval(self, seconds: float) -> None:
+        self.live.set_interval(seconds)
+        if self.mode == LIVE:
+            self.live_graphs.set_history(self.live.history, self._live_name, seconds)
+
     def toggle_running(self) -> None:
         {SIMULATION: self.sim, SESSION: self.replay, LIVE: self.live}[self.mode].toggle()
 
@@ -716,6 +732,22 @@ class MainWindow(QMainWindow):
     def _on_live_sample(self) -> None:
         if self.mode == LIVE:
             self.refresh()
+
+    def _live_name(self, pid: int) -> str | None:
+        snap = self.live.latest
+        proc = snap.find(pid) if snap is not None else None
+        return None if proc is None else proc.name
+
+    def _select_in_live_graphs(self) -> None:
+        """The live graphs' selection: the process (and thread) selected, by identity."""
+        snap = self.live.latest
+        proc = snap.find(self._selected_pid) if snap is not None else None
+        if proc is None:
+            self.live_graphs.set_selection(None, None)
+            return
+        thread = next((t for t in proc.threads if t.tid == self._selected_tid), None)
+        label = f"{proc.name} ({proc.pid})" + (f", thread {thread.tid}" if thread else "")
+        self.live_graphs.set_selection(proc.key, None if thread is None else thread.key, label)
 
     def _on_live_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 8000)
@@ -787,10 +819,12 @@ class MainWindow(QMainWindow):
             return
         self._update_views(state)
         self._show_selected_object()
+        self.live_graphs.refresh()
         n_threads = sum(len(p["threads"]) for p in state["processes"])
         cost = self.live.cost_percent
         self.time_label.setText(
-            f"{state['host']}  ·  {len(state['processes'])} processes, {n_threads} threads"
+            f"This machine ({state['host']})  ·  {len(state['processes'])} processes, "
+            f"{n_threads} threads"
             f"  ·  {'sampling' if self.live.running else 'paused'} every "
             f"{format_duration(round(self.live.interval_s * 1e9))}"
             + (f"  ·  sampling uses {cost:.1f} % of a core" if cost is not None else ""))
@@ -844,6 +878,8 @@ class MainWindow(QMainWindow):
     def _show_selected_object(self, activate: bool = False) -> None:
         """Show the selection in the Object tab: kernel structures where the source has
         them (the simulated machine; a session's re-run), else the recorded fields."""
+        if activate and self.mode == LIVE:
+            self._select_in_live_graphs()
         machine = memory = None
         reason = None
         if self.mode == SIMULATION:
@@ -1325,7 +1361,7 @@ class MainWindow(QMainWindow):
         path = self.dialogs.save_file("Export CPU Timeline", "PNG image (*.png)", "timeline.png")
         if not path:
             return None
-        if not self.timeline.grab().save(path, "PNG"):
+        if not self.timeline_stack.currentWidget().grab().save(path, "PNG"):
             self.dialogs.error("Export CPU Timeline", f"Could not write {path}")
             return None
         self.statusBar().showMessage(f"Exported the CPU timeline to {path}", 4000)

@@ -237,7 +237,11 @@ def test_this_machine_shows_its_real_processes(window, qtbot):
     assert win.object_stack.currentWidget() is win.fields_view
     assert win.fields_view.value_text("pid") == str(os.getpid())
     assert "sampled" in win.fields_view.note_label.text()
-    win.threads.select_tid(os.getpid())
+    # the CPU Timeline dock shows this machine's sampled graphs, following the selection
+    assert win.timeline_stack.currentWidget() is win.live_graphs
+    assert win.live_graphs.history is win.live.history
+    assert f"({os.getpid()})" in win.live_graphs.selection_label.text()
+    assert win.live_graphs._process_key[0] == os.getpid()
 
 
 @needs_proc
