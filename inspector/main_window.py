@@ -49,7 +49,7 @@ WINDOW_TITLE = "KOI — Kernel Object Inspector"
 MAX_RECENT = 8
 # What the window shows: the simulated machine, a saved session, or this machine
 SIMULATION, SESSION, LIVE = "simulation", "session", "live"
-REPLAY_EVENTS = 20_000  # a replay jumping back shows at most this many earlier events
+REPLAY_EVENTS = 2_000  # a replay's log after a jump: this many of the latest events
 
 BIT_POSITIONS = {
     "exact": "bit positions exact (from Microsoft symbols)",
@@ -794,11 +794,12 @@ class MainWindow(QMainWindow):
         state = r.state()
         self._update_views(state)
         t = r.time_us
-        if t >= self._events_until:
-            new = r.events_between(self._events_until, t)
-        else:  # back in time: the log starts over, with the latest events before t
+        forward = t >= self._events_until
+        new = r.events_between(self._events_until if forward else -float("inf"), t,
+                               REPLAY_EVENTS)
+        if not forward or len(new) == REPLAY_EVENTS:
+            # back in time, or far ahead: the log starts over with the latest events
             self.event_log.model.clear()
-            new = r.events_between(-float("inf"), t)[-REPLAY_EVENTS:]
         self._events_until = t
         if new:
             self.event_log.model.append_events(new)

@@ -129,11 +129,11 @@ class ReplayController(QObject):
             self._state_index = i
         return self._state
 
-    def events_between(self, t0_us: float, t1_us: float) -> list[dict]:
-        """Events with t0 < time <= t1 (t0 = -inf: from the start)."""
+    def events_between(self, t0_us: float, t1_us: float, limit: int) -> list[dict]:
+        """The last `limit` events with t0 < time <= t1 (t0 = -inf: from the start)."""
         if self.session is None or t1_us <= t0_us:
             return []
-        return [e for e in self.session.events(t0_us, t1_us) if e["time_us"] > t0_us]
+        return self.session.events_before(t1_us, limit, after_us=t0_us)
 
     def trace(self) -> dict:
         """Every recorded context switch (columns, times in cycles)."""

@@ -675,3 +675,24 @@ def test_replay_equality_with_jobs(tmp_path):
             assert s.state_at(t) == state, t
             seen_jobs.update(j["name"] for j in state["jobs"])
     assert seen_jobs == {"sandbox", "capped", "timed"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(t1=st.integers(0, 12_000), limit=st.integers(0, 9_000), after=st.integers(-1, 12_000))
+def test_events_before_is_the_tail_of_events_in_the_window(events_session, t1, limit, after):
+    """events_before reads chunks newest first but answers as events() would."""
+    everything = [e for e in events_session.events() if after < e["time_us"] <= t1]
+    expected = everything[len(everything) - limit:] if limit else []
+    assert events_session.events_before(float(t1), limit, after_us=float(after)) == expected
+
+
+@pytest.fixture(scope="module")
+def events_session():
+    """10,000 events over three chunks, several at each instant (the order of one
+    instant's events must survive a chunk boundary)."""
+    rec = Recorder(None, source="live", description="events", cpus=1)
+    rec.add_state(0.0, {"processes": []})
+    for i in range(10_000):
+        rec.add_event({"time_us": float(i // 3), "type": "priority", "seq": i})
+    with rec.to_session() as s:
+        yield s

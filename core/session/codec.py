@@ -430,7 +430,8 @@ def encode_event_chunk(lines: list[str]) -> bytes:
 def decode_event_chunk(blob: bytes) -> list[dict]:
     try:
         text = zlib.decompress(blob).decode("utf-8")
-        return [_loads(line) for line in text.split("\n")] if text else []
+        # One parse for the chunk: an encoded event never holds a raw newline
+        return _loads("[" + text.replace("\n", ",") + "]") if text else []
     except (zlib.error, ValueError, UnicodeDecodeError) as exc:
         raise SessionError(f"damaged event chunk: {exc}") from None
 

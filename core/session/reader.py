@@ -406,6 +406,29 @@ class Session:
             out.sort(key=lambda e: e["time_us"])
         return out
 
+    def events_before(self, t1_us: float, limit: int, after_us: float = -math.inf) -> list[dict]:
+        """The last `limit` events with after_us < time_us <= t1_us, in time order; only
+        the chunks needed, newest first, are read (a replay's log at a moment)."""
+        parts: list[list[dict]] = []  # newest chunk first
+        found = 0
+        with self._lock:
+            for k in range(len(self._event_ids) - 1, -1, -1):
+                if found >= limit or self._event_last[k] <= after_us:
+                    break
+                if self._event_first[k] > t1_us:
+                    continue
+                blob = self._query("SELECT data FROM event_chunk WHERE id = ?",
+                                   (self._event_ids[k],))[0][0]
+                try:
+                    events = codec.decode_event_chunk(blob)
+                except SessionError as exc:
+                    raise self._fail(str(exc)) from None
+                part = [e for e in events if after_us < e["time_us"] <= t1_us]
+                parts.append(part)
+                found += len(part)
+        out = [e for part in reversed(parts) for e in part]
+        return out[len(out) - limit:] if limit > 0 else []
+
     def cpu_samples(self, t0_us: float = -math.inf, t1_us: float = math.inf) -> dict[str, np.ndarray]:
         """Cumulative per-CPU busy and idle µs: ``time_us`` (n,), ``busy_us`` and
         ``idle_us`` (n, cpus); NaN where a sample had fewer CPUs."""
