@@ -512,6 +512,7 @@ class MainWindow(QMainWindow):
         self.jobs.jobSelected.connect(self._on_job_selected)
         self.browser.sig_build_changed.connect(self._on_build_changed)
         self.browser.sig_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.object_view.objectActivated.connect(self._on_object_followed)
         self.object_view.sig_message.connect(
             lambda text: self.statusBar().showMessage(text, 4000))
 
@@ -947,6 +948,19 @@ class MainWindow(QMainWindow):
             return thread, (f"Thread {self._selected_tid} of {proc['name']} "
                             f"({proc['pid']})" + ("" if thread else " (gone)"))
         return proc, f"{proc['name']} ({proc['pid']})"
+
+    def _on_object_followed(self, obj) -> None:
+        """A pointer followed in the Object view to a process or thread: the other views
+        select it too (the Object view shows it already)."""
+        kind = getattr(obj, "type", None)
+        if kind == "_EPROCESS":
+            pid = obj.get("UniqueProcessId")
+            if isinstance(pid, int) and pid != self._selected_pid:
+                self.processes.select_pid(pid)
+        elif kind == "_ETHREAD":
+            pid, tid = obj.get("Cid.UniqueProcess"), obj.get("Cid.UniqueThread")
+            if isinstance(pid, int) and isinstance(tid, int) and tid != self._selected_tid:
+                self.select_thread(pid, tid)
 
     def _on_event_object(self, kind: str, pid: int, tid: int) -> None:
         if kind == "thread" and tid >= 0:

@@ -699,3 +699,17 @@ def test_dialogs_job_form_returns_the_forms_request(qtbot, monkeypatch):
                                  limits={"active_process": 2})
     monkeypatch.setattr(JobLimitsDialog, "exec", lambda dialog: dialog.reject() or 0)
     assert Dialogs(parent).job_form("Set Limits of a", ["a"], {"name": "a"}, False) is None
+
+
+def test_following_a_pointer_to_a_process_selects_it_everywhere(window):
+    m = window.sim.machine
+    thread = next(t for t in m.threads.values() if t.process.name == "explorer.exe")
+    window.processes.select_pid(4)
+    window.object_view.show_object(window.sim.memory.thread_object(thread))
+    assert window.object_view.select_path("Tcb.Process") and window.object_view.follow()
+    assert window.object_view.current_object.type == "_EPROCESS"
+    assert window.processes.selected_pid() == thread.pid
+    assert window.threads.model.rowCount() == len(thread.process.threads)
+    # and Back still goes to the thread: selecting did not reset the history
+    window.object_view.back()
+    assert window.object_view.current_object.type == "_ETHREAD"
