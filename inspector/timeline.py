@@ -652,7 +652,10 @@ class TimelineWidget(QWidget):
             curve = pg.PlotCurveItem(fillLevel=0, skipFiniteCheck=True)
             plot.addItem(curve)
             self._stack_curves.append(curve)
-        if pids != self.stacked_pids:
+        # The legend is rebuilt only when the number of layers changes; a new ranking
+        # renames its entries in place (a rebuild costs milliseconds per refresh)
+        rebuild = len(pids) != len(self.stacked_pids)
+        if rebuild:
             self._legend.clear()
         running = np.zeros(len(x) - 1)
         for k, curve in enumerate(self._stack_curves):
@@ -667,9 +670,11 @@ class TimelineWidget(QWidget):
             curve.setZValue(-k)  # lower layers drawn over the cumulative ones above
             curve.setData(x, running, stepMode="center")
             curve.show()
-            if pids != self.stacked_pids:
-                self._legend.addItem(curve, "Other" if pids[k] == -1
-                                     else self.process_label(pids[k]))
+            name = "Other" if pids[k] == -1 else self.process_label(pids[k])
+            if rebuild:
+                self._legend.addItem(curve, name)
+            elif pids[k] != self.stacked_pids[k]:
+                self._legend.items[k][1].setText(name)
         self.stacked_pids = pids
 
     def _clear_usage(self) -> None:

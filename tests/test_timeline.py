@@ -446,6 +446,27 @@ def test_usage_plots_show_the_binned_usage(widget, qtbot):
     assert (u.process_busy.sum(axis=1) / US).tolist() == [2400, 900]
 
 
+def legend_texts(widget) -> list[str]:
+    return [label.text for _sample, label in widget._legend.items]
+
+
+def test_the_legend_follows_the_stack_order_when_the_ranking_changes(widget, qtbot):
+    hand_widget(widget)
+    widget.set_x_range_cycles(0, 3600 * US)
+    with qtbot.waitSignal(widget.usageUpdated):
+        pass
+    u = widget.usage
+    assert legend_texts(widget) == ["app.exe (8)", widget.process_label(20)]
+    # the other process now the busiest: same entries, renamed in place, not rebuilt
+    entries = list(widget._legend.items)
+    swapped = u._replace(pids=u.pids[::-1].copy())  # 20 gets the larger busy time
+    x = np.arange(len(u.process_busy[0]) + 1, dtype=float)
+    widget._set_stack(x, swapped, np.full(len(x) - 1, 2.0 * u.process_busy.max()))
+    assert widget.stacked_pids == [20, 8]
+    assert legend_texts(widget) == [widget.process_label(20), "app.exe (8)"]
+    assert list(widget._legend.items) == entries
+
+
 def test_a_large_trace_is_drawn_within_the_pixel_budget(widget):
     cols = synthetic_columns(400_000, 8, seed=2)
     widget.set_trace(cols, int(cols["time"][-1]), cpus=8)
