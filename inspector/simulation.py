@@ -1,6 +1,6 @@
 """Driving the simulated machine from the app: run, pause, step, speed.
 
-The simulation advances in frames paced by a QTimer (about 30 a second).  Each frame
+The simulation advances in frames paced by a QTimer (up to 40 a second).  Each frame
 runs the machine forward by the simulated time the speed asks for, but never for more
 than a fixed wall-clock budget, so the window keeps painting at full speed whatever the
 machine does; at "as fast as possible" the budget alone sets the pace.  After each
