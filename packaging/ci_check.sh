@@ -13,7 +13,8 @@
 #   5. the packaged `koi run` runs the packaged round_robin scenario for 200 ms and its
 #      --state-json output is the state at 200 ms; `koi dt` finds the packaged layouts;
 #   6. the packaged `koi-inspector` starts offscreen and keeps running for 5 s with
-#      nothing on stderr but the offscreen platform's own notices.
+#      nothing on stderr but the offscreen platform's own notices, and replays a session
+#      `koi run --save` wrote when given it as FILE (what a double click on a .koi does).
 # Exit status 0 when all pass; 1 with "ci_check: FAIL: ..." otherwise.
 set -euo pipefail
 
@@ -112,5 +113,15 @@ fi
 unexpected=$(grep -vE "$offscreen_notices" "$stderr_file" || true)
 [[ -z $unexpected ]] || fail "koi-inspector wrote to stderr: $unexpected"
 ok "koi-inspector ran offscreen for 5 s, stderr clean"
+
+# A session opened by file name, as a double click on a .koi does (the .desktop Exec line)
+session=$root/round_robin.koi
+"$koi" run "$root/usr/lib/koi/_internal/resources/scenarios/round_robin.toml" \
+  --until 200ms --save "$session" >/dev/null || fail "koi run --save exited with $?"
+QT_QPA_PLATFORM=offscreen timeout 60 "$inspector" "$session" --quit-after 3000 >/dev/null \
+  2>"$stderr_file" || fail "koi-inspector $session exited with $?: $(cat "$stderr_file")"
+unexpected=$(grep -vE "$offscreen_notices" "$stderr_file" || true)
+[[ -z $unexpected ]] || fail "koi-inspector FILE.koi wrote to stderr: $unexpected"
+ok "koi-inspector replayed a saved session offscreen, stderr clean"
 
 echo "ci_check: done in $((SECONDS - started)) s"
