@@ -105,21 +105,20 @@ class Dialogs:
         """The Create Process form; its ProcessRequest, or None if cancelled."""
         from inspector.process_dialog import CreateProcessDialog
 
-        dialog = CreateProcessDialog(machine, self.parent, selected_pid=selected_pid,
-                                     objects=objects)
-        try:
-            accepted = dialog.exec() == CreateProcessDialog.DialogCode.Accepted
-            return dialog.request if accepted else None
-        finally:
-            dialog.deleteLater()
+        return self._request(CreateProcessDialog(machine, self.parent,
+                                                 selected_pid=selected_pid, objects=objects))
 
     def job_form(self, title: str, jobs: list[str], current: dict | None,
                  create: bool) -> JobRequest | None:
         """The Create Job / Set Job Limits form; `current` is the job's state entry."""
-        dialog = JobLimitsDialog(self.parent, title=title, jobs=jobs, initial=current,
-                                 create=create)
+        return self._request(JobLimitsDialog(self.parent, title=title, jobs=jobs,
+                                             initial=current, create=create))
+
+    @staticmethod
+    def _request(dialog):
+        """Run a form dialog: its `request` when accepted, else None."""
         try:
-            accepted = dialog.exec() == JobLimitsDialog.DialogCode.Accepted
+            accepted = dialog.exec() == dialog.DialogCode.Accepted
             return dialog.request if accepted else None
         finally:
             dialog.deleteLater()

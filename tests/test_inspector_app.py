@@ -713,3 +713,31 @@ def test_following_a_pointer_to_a_process_selects_it_everywhere(window):
     # and Back still goes to the thread: selecting did not reset the history
     window.object_view.back()
     assert window.object_view.current_object.type == "_ETHREAD"
+
+
+def test_the_real_forms_return_their_request_or_none(window):
+    """Dialogs runs each form modally: accepted, its request; cancelled, None."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    from inspector.main_window import Dialogs
+
+    def answer(accept: bool, fill=None):
+        def act():
+            dialog = next(w for w in QApplication.topLevelWidgets()
+                          if isinstance(w, QDialog) and w.isVisible())
+            if fill is not None:
+                fill(dialog)
+            dialog.accept() if accept else dialog.reject()
+        QTimer.singleShot(0, act)
+
+    dialogs = Dialogs(window)
+    m = window.sim.machine
+    answer(False)
+    assert dialogs.job_form("Create Job", [], None, True) is None
+    answer(True, lambda d: d.name_edit.setText("batch"))
+    request = dialogs.job_form("Create Job", [], None, True)
+    assert request is not None and request.name == "batch"
+    answer(True, lambda d: d.name_edit.setText("tool.exe"))
+    request = dialogs.process_form(m, 4, window.sim.run.objects)
+    assert request.name == "tool.exe" and request.parent_pid == 4 and len(request.threads) == 1
