@@ -21,12 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QPainter, QPalette
-from PySide6.QtWidgets import QLabel, QSplitter, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette
+from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from core.live import History, HistoryPoint, Key
-from inspector.timeline import AXIS_WIDTH, CPU_PENS, LANE_HEIGHT, process_color
+from inspector.time_plots import CPU_PENS, LANE_HEIGHT, CpuRowsItem, TimePlotsWidget
 
 DEFAULT_FOLLOW_SPAN_S = 60.0   # "now" and the minute before it
 MIN_SPAN_S = 0.1               # deepest zoom: the shortest sampling interval
@@ -179,7 +179,7 @@ class GroupedRects:
             draw_rects(painter, self.rects, lo, hi)
 
 
-class WhoRanStripItem(pg.GraphicsObject):
+class WhoRanStripItem(CpuRowsItem):
     """One row per CPU (x: seconds since boot, y: CPU number); a block per sample
     interval, coloured by the process of the thread `History.who_ran_strip` gives."""
 
@@ -192,12 +192,8 @@ class WhoRanStripItem(pg.GraphicsObject):
         self._cpus = 0
         self._selected: tuple[int, int] | None = None
         self._blocks = GroupedRects()   # by pid
-        self._brushes: dict[int, QBrush] = {}
         self._lanes = NO_RECTS
         self._highlight = NO_RECTS
-        self._lane_brush = QBrush(QColor(128, 128, 128, 36))
-        self._highlight_brush = QBrush(QColor(0, 0, 0))
-        self.hovered: tuple[int, int] | None = None   # (sample index, cpu)
 
     # ------------------------------------------------------------------ data
     def set_data(self, data: HistoryArrays) -> None:
@@ -260,19 +256,6 @@ class WhoRanStripItem(pg.GraphicsObject):
     def brush_color(self, pid: int) -> QColor:
         return self._brush(pid).color()
 
-    def set_palette(self, palette: QPalette) -> None:
-        mid = QColor(palette.color(QPalette.ColorRole.Mid))
-        mid.setAlpha(60)
-        self._lane_brush = QBrush(mid)
-        self._highlight_brush = QBrush(palette.color(QPalette.ColorRole.Highlight))
-        self.update()
-
-    def _brush(self, pid: int) -> QBrush:
-        brush = self._brushes.get(pid)
-        if brush is None:
-            brush = self._brushes[pid] = QBrush(process_color(pid))
-        return brush
-
     # ------------------------------------------------------------------ painting
     def boundingRect(self) -> QRectF:
         data = self._data
@@ -307,14 +290,11 @@ class WhoRanStripItem(pg.GraphicsObject):
             return None
         return i, cpu
 
-    def hoverEvent(self, ev) -> None:
-        if ev.isExit():
-            self.hovered = None
-            self.setToolTip("")
-            return
-        hit = self.block_at(ev.pos())
-        self.hovered = hit
-        self.setToolTip(self._describe(*hit) if hit is not None else "")
+    def _under(self, pos: QPointF) -> tuple[int, int] | None:
+        return self.block_at(pos)
+
+    def _tooltip(self, hit: tuple[int, int]) -> str:
+        return self._describe(*hit)
 
     def mouseClickEvent(self, ev) -> None:
         hit = self.block_at(ev.pos()) if ev.button() == Qt.MouseButton.LeftButton else None
@@ -327,7 +307,7 @@ class WhoRanStripItem(pg.GraphicsObject):
                                   int(self._data.top_tid[i, cpu]))
 
 
-class LiveGraphsWidget(QWidget):
+class LiveGraphsWidget(TimePlotsWidget):
     """Live CPU timelines of this machine, fed by a core.live History.
 
     `set_history(history, names, interval_s)` once, then `refresh()` on the GUI thread
@@ -337,71 +317,36 @@ class LiveGraphsWidget(QWidget):
     """
 
     threadClicked = Signal(int, int)     # pid, tid
-    followNowChanged = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(
+            parent, scale=1.0, default_span=DEFAULT_FOLLOW_SPAN_S, min_span_s=MIN_SPAN_S,
+            name="live", follow_tip="Keep the newest samples in view (panning turns it off)",
+            fit_tip="Show every sample kept")
         self.history: History | None = None
         self.data = HistoryArrays()
         self._names: Names = None
         self._interval_s: float | None = None
-        self._follow = True
-        self._follow_span = DEFAULT_FOLLOW_SPAN_S
-        self._setting_range = False
         self._process_key: Key | None = None
         self._thread_key: Key | None = None
         self.cpu_curves: list[pg.PlotCurveItem] = []
         self.kernel_curves: list[pg.PlotCurveItem] = []
 
-        self.follow_action = QAction("Follow now", self)
-        self.follow_action.setObjectName("live_follow_now")
-        self.follow_action.setCheckable(True)
-        self.follow_action.setChecked(True)
-        self.follow_action.setToolTip("Keep the newest samples in view (panning turns it off)")
-        self.follow_action.toggled.connect(self.set_follow_now)
-        self.fit_action = QAction("Zoom to fit", self)
-        self.fit_action.setObjectName("live_zoom_fit")
-        self.fit_action.setToolTip("Show every sample kept")
-        self.fit_action.triggered.connect(self.zoom_to_fit)
-        self.info_label = QLabel()
-        self.info_label.setObjectName("live_sampling_info")
-        toolbar = QToolBar()
-        toolbar.addAction(self.follow_action)
-        toolbar.addAction(self.fit_action)
-        toolbar.addSeparator()
-        toolbar.addWidget(self.info_label)
-
-        self.strip_plot = pg.PlotWidget()
-        self.cpu_plot = pg.PlotWidget()
-        self.selection_plot = pg.PlotWidget()
-        self.strip_plot.setObjectName("live_who_ran")
-        self.cpu_plot.setObjectName("live_cpu_usage")
-        self.selection_plot.setObjectName("live_selection_usage")
-        for plot, label in ((self.strip_plot, None), (self.cpu_plot, "CPU busy (%)"),
-                            (self.selection_plot, "% of all CPUs")):
-            item = plot.getPlotItem()
-            item.setMouseEnabled(x=True, y=False)
-            item.hideButtons()
-            item.showGrid(x=False, y=label is not None, alpha=0.25)
-            item.getAxis("left").setWidth(AXIS_WIDTH)
+        self.strip_plot, self.cpu_plot, self.selection_plot = self._stack_time_plots(
+            "live_who_ran", (("live_cpu_usage", "CPU busy (%)"),
+                             ("live_selection_usage", "% of all CPUs")),
+            time_label=TIME_AXIS_LABEL)
+        for plot in self._time_plots:
             # 86400 s, not 86.4 ks (and no relabelling each time the view scrolls)
             for side in ("bottom", "left"):
-                item.getAxis(side).enableAutoSIPrefix(False)
-            if plot is self.selection_plot:
-                item.setLabel("bottom", TIME_AXIS_LABEL)
-            else:  # one labelled time axis, at the bottom; the others keep the grid
-                item.getAxis("bottom").setStyle(showValues=False)
-            if label:
-                item.setLabel("left", label)
-                item.setYRange(0, 100, padding=0.02)
-                item.setXLink(self.strip_plot.getPlotItem())
-            vb = item.getViewBox()
-            vb.disableAutoRange()
-            vb.setLimits(minXRange=MIN_SPAN_S)
-            vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
-        svb = self.strip_plot.getPlotItem().getViewBox()
-        svb.invertY(True)
-        svb.sigXRangeChanged.connect(self._fit_selection_y)
+                plot.getPlotItem().getAxis(side).enableAutoSIPrefix(False)
+        self.strip_plot.getPlotItem().getViewBox().sigXRangeChanged.connect(
+            self._fit_selection_y)
+        self.info_label = QLabel()
+        self.info_label.setObjectName("live_sampling_info")
+        toolbar = self._make_toolbar()
+        toolbar.addSeparator()
+        toolbar.addWidget(self.info_label)
 
         self.strip_item = WhoRanStripItem(self.describe)
         self.strip_item.sigBlockClicked.connect(self.threadClicked)
@@ -448,7 +393,7 @@ class LiveGraphsWidget(QWidget):
         self._interval_s = interval_s
         self.data = HistoryArrays()
         self.refresh(force=True)
-        if not self._follow:  # parked on another history's range: show this one whole
+        if not self.follow_now:  # parked on another history's range: show this one whole
             self.zoom_to_fit()
 
     def set_names(self, names: Names) -> None:
@@ -467,8 +412,7 @@ class LiveGraphsWidget(QWidget):
         self.strip_item.set_data(data)
         self._update_selection_curves()
         self._update_info()
-        if self._follow:
-            self._apply_follow()
+        self._keep_up()
         return True
 
     # ------------------------------------------------------------------ CPU plot
@@ -604,100 +548,18 @@ class LiveGraphsWidget(QWidget):
         self.info_label.setText(f"Sampling {every} · {kept}")
 
     # ------------------------------------------------------------------ view range
-    @property
-    def follow_now(self) -> bool:
-        return self._follow
-
-    def set_follow_now(self, on: bool) -> None:
-        on = bool(on)
-        if on and not self._follow:
-            t0, t1 = self.x_range()
-            if t1 > t0:
-                self._follow_span = t1 - t0
-        changed = on != self._follow
-        self._follow = on
-        self.follow_action.setChecked(on)
-        if on:
-            self._apply_follow()
-        if changed:
-            self.followNowChanged.emit(on)
-
-    def _apply_follow(self) -> None:
+    def _time_extent(self) -> tuple[float, float] | None:
         t = self.data.times
-        if not len(t):
-            return
-        start = max(float(t[0]), float(t[-1]) - self._follow_span)
-        self._set_range(start, start + self._follow_span)
-
-    def _set_range(self, t0: float, t1: float) -> None:
-        self._setting_range = True
-        try:
-            self.strip_plot.getPlotItem().getViewBox().setXRange(t0, t1, padding=0)
-        finally:
-            self._setting_range = False
-
-    def x_range(self) -> tuple[float, float]:
-        """The visible time range, seconds since boot."""
-        (x0, x1), _ = self.strip_plot.getPlotItem().getViewBox().viewRange()
-        return x0, x1
-
-    def set_x_range(self, t0: float, t1: float) -> None:
-        """Show [t0, t1] (seconds since boot); like a user zoom, it stops following."""
-        self.set_follow_now(False)
-        self._set_range(t0, t1)
-
-    def zoom_to_fit(self) -> None:
-        t = self.data.times
-        if not len(t):
-            return
-        self.set_follow_now(False)
-        self._set_range(float(t[0]), max(float(t[-1]), float(t[0]) + MIN_SPAN_S))
-
-    def _on_range_changed_manually(self, *_) -> None:
-        if self._setting_range or not self._follow:
-            return
-        t0, t1 = self.x_range()
-        span = t1 - t0
-        if abs(span - self._follow_span) <= 1e-6 * self._follow_span:
-            self.set_follow_now(False)  # a pan: the user looks at the past
-        else:
-            self._follow_span = span    # a zoom: keep following at the new scale
-            self._apply_follow()
-
-    def map_to_viewport(self, t: float, cpu: float) -> QPoint:
-        """Where time `t` on CPU row `cpu` is in the strip's viewport."""
-        vb = self.strip_plot.getPlotItem().getViewBox()
-        return self.strip_plot.mapFromScene(vb.mapViewToScene(QPointF(t, cpu)))
+        return (float(t[0]), float(t[-1])) if len(t) else None
 
     # ------------------------------------------------------------------ palette
     def _apply_palette(self) -> None:
         """Plots follow the application's light or dark palette."""
         pal = self.palette()
-        base = pal.color(QPalette.ColorRole.Base)
-        text = pal.color(QPalette.ColorRole.Text)
-        legend_bg = QColor(base)
-        legend_bg.setAlpha(200)
-        for plot in (self.strip_plot, self.cpu_plot, self.selection_plot):
-            plot.setBackground(base)
-            for name in ("left", "bottom"):
-                axis = plot.getPlotItem().getAxis(name)
-                axis.setPen(text)
-                axis.setTextPen(text)
-        for legend in (self._cpu_legend, self._selection_legend):
-            legend.setBrush(legend_bg)
-            legend.setPen(QColor(text))
-            legend.setLabelTextColor(text)
-            for _, label in legend.items:  # a label takes its new colour when re-set
-                label.setText(label.text)
-        highlight = pal.color(QPalette.ColorRole.Highlight)
-        self.process_curve.setPen(pg.mkPen(text, width=1.5))
-        self.thread_curve.setPen(pg.mkPen(highlight, width=1.5))
+        self._apply_plot_palette((self._cpu_legend, self._selection_legend))
+        self.process_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Text), width=1.5))
+        self.thread_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Highlight), width=1.5))
         self.strip_item.set_palette(pal)
-
-    def changeEvent(self, ev) -> None:
-        if ev.type() == ev.Type.PaletteChange:
-            self._apply_palette()
-        super().changeEvent(ev)
 
 
 def _stacked(label: QLabel, plot: QWidget) -> QWidget:

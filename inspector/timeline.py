@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QSplitter, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from core.kernel.constants import CYCLES_PER_NS, CYCLES_PER_S, cycles_to_us_text
 from core.timeline import (
@@ -29,33 +29,26 @@ from core.timeline import (
     Usage,
     end_reason_text,
 )
+from inspector.time_plots import (
+    CPU_PENS,
+    LANE_HEIGHT,
+    CpuRowsItem,
+    TimePlotsWidget,
+    process_color,
+)
 
 try:  # pyqtgraph's own fast path from numpy to QPainter.drawRects (BarGraphItem uses it)
     from pyqtgraph.Qt.internals import PrimitiveArray as _PrimitiveArray
 except ImportError:  # an internal API: fall back to a list of QRectF
     _PrimitiveArray = None
 
-LANE_HEIGHT = 0.8          # of a CPU row; the rest is the gap between rows
 MIN_SPAN_S = 1e-8          # deepest zoom: 10 ns across the view
 DEFAULT_FOLLOW_SPAN = 500_000_000 * CYCLES_PER_NS  # half a second behind "now"
 STACKED_PROCESSES = 8      # the busiest processes get their own band; the rest is "Other"
 USAGE_BIN_PIXELS = 3       # one usage bin per this many pixels
-AXIS_WIDTH = 72            # all three plots share a left axis width so their x lines up
 OTHER_COLOR = QColor(150, 150, 150)
-CPU_PENS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-            "#7f7f7f", "#bcbd22", "#17becf")
 
 Names = NameLookup | Mapping | Callable[[], "NameLookup | Mapping"] | None
-
-
-def process_color(pid: int) -> QColor:
-    """A stable colour per process: pids are multiples of 4, spread round the hue
-    circle by the golden ratio so that neighbouring pids differ."""
-    k = pid // 4 if pid % 4 == 0 else pid
-    hue = (k * 0.6180339887498949) % 1.0
-    sat = (0.50, 0.65, 0.80)[k % 3]
-    val = (0.92, 0.80)[(k // 3) % 2]
-    return QColor.fromHsvF(hue, sat, val)
 
 
 def format_cycles(cycles: float) -> str:
@@ -110,7 +103,7 @@ class _RectBatch:
             painter.drawRects(self._rects)
 
 
-class TimelineItem(pg.GraphicsObject):
+class TimelineItem(CpuRowsItem):
     """Every CPU row of the timeline in one item (x: seconds, y: CPU number)."""
 
     sigSegmentClicked = Signal(object)   # core.timeline.Segment
@@ -124,11 +117,7 @@ class TimelineItem(pg.GraphicsObject):
         self._batches: list[tuple[QBrush, _RectBatch]] = []
         self._lanes = _RectBatch()
         self._highlight = _RectBatch()
-        self._brushes: dict[int, QBrush] = {}
-        self._lane_brush = QBrush(QColor(128, 128, 128, 36))
-        self._highlight_brush = QBrush(QColor(0, 0, 0))
         self.rects_drawn = 0     # after the last paint: what was handed to Qt
-        self.hovered: Segment | None = None
 
     # ------------------------------------------------------------------ data
     def set_timeline(self, timeline: Timeline | None) -> None:
@@ -147,18 +136,8 @@ class TimelineItem(pg.GraphicsObject):
         self.update()
 
     def set_palette(self, palette: QPalette) -> None:
-        mid = QColor(palette.color(QPalette.ColorRole.Mid))
-        mid.setAlpha(60)
-        self._lane_brush = QBrush(mid)
-        self._highlight_brush = QBrush(palette.color(QPalette.ColorRole.Highlight))
         self._cache_key = None
-        self.update()
-
-    def _brush(self, pid: int) -> QBrush:
-        brush = self._brushes.get(pid)
-        if brush is None:
-            brush = self._brushes[pid] = QBrush(process_color(pid))
-        return brush
+        super().set_palette(palette)
 
     # ------------------------------------------------------------------ geometry
     def boundingRect(self) -> QRectF:
@@ -264,14 +243,11 @@ class TimelineItem(pg.GraphicsObject):
         slack = px * CYCLES_PER_S if px > 0 else 0.0
         return tl.segment_at(cpu, pos.x() * CYCLES_PER_S, slack)
 
-    def hoverEvent(self, ev) -> None:
-        if ev.isExit():
-            self.hovered = None
-            self.setToolTip("")
-            return
-        seg = self.segment_at(ev.pos())
-        self.hovered = seg
-        self.setToolTip(self._describe(seg) if seg is not None else "")
+    def _under(self, pos: QPointF) -> Segment | None:
+        return self.segment_at(pos)
+
+    def _tooltip(self, seg: Segment) -> str:
+        return self._describe(seg)
 
     def mouseClickEvent(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:
@@ -285,7 +261,7 @@ class TimelineItem(pg.GraphicsObject):
         self.sigSegmentClicked.emit(seg)
 
 
-class TimelineWidget(QWidget):
+class TimelineWidget(TimePlotsWidget):
     """CPU timeline, per-CPU usage and stacked per-process usage, sharing the time axis.
 
     Feed it with `set_trace(columns, now_cycles, names)` (columns as
@@ -296,67 +272,30 @@ class TimelineWidget(QWidget):
     """
 
     threadClicked = Signal(int, int)     # pid, tid
-    followNowChanged = Signal(bool)
     usageUpdated = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(
+            parent, scale=CYCLES_PER_S, default_span=DEFAULT_FOLLOW_SPAN,
+            min_span_s=MIN_SPAN_S, name="timeline",
+            follow_tip="Keep the newest switches in view while the simulation runs "
+                       "(panning turns it off)",
+            fit_tip="Show the whole trace")
         self.timeline: Timeline | None = None
         self._names_source: Names = None
         self._names = NameLookup()
         self._names_version = -1
-        self._follow = True
-        self._follow_span = float(DEFAULT_FOLLOW_SPAN)
-        self._setting_range = False
         self._selected: tuple[int, int] | None = None
-        self._cursor: float | None = None  # replay: the moment shown, in cycles
         self.usage: Usage | None = None
         self.stacked_pids: list[int] = []   # bottom to top; -1 is "Other"
 
-        self.follow_action = QAction("Follow now", self)
-        self.follow_action.setObjectName("timeline_follow_now")
-        self.follow_action.setCheckable(True)
-        self.follow_action.setChecked(True)
-        self.follow_action.setToolTip("Keep the newest switches in view while the "
-                                      "simulation runs (panning turns it off)")
-        self.follow_action.toggled.connect(self.set_follow_now)
-        self.fit_action = QAction("Zoom to fit", self)
-        self.fit_action.setObjectName("timeline_zoom_fit")
-        self.fit_action.setToolTip("Show the whole trace")
-        self.fit_action.triggered.connect(self.zoom_to_fit)
-        toolbar = QToolBar()
-        toolbar.addAction(self.follow_action)
-        toolbar.addAction(self.fit_action)
-
-        self.timeline_plot = pg.PlotWidget()
-        self.cpu_usage_plot = pg.PlotWidget()
-        self.process_usage_plot = pg.PlotWidget()
-        self.timeline_plot.setObjectName("timeline_plot")
-        self.cpu_usage_plot.setObjectName("timeline_cpu_usage")
-        self.process_usage_plot.setObjectName("timeline_process_usage")
-        for plot, label in ((self.timeline_plot, None),
-                            (self.cpu_usage_plot, "CPU usage (%)"),
-                            (self.process_usage_plot, "% of all CPUs")):
-            item = plot.getPlotItem()
-            item.setMouseEnabled(x=True, y=False)
-            item.hideButtons()
-            item.showGrid(x=False, y=label is not None, alpha=0.25)
-            item.getAxis("left").setWidth(AXIS_WIDTH)
-            if plot is self.process_usage_plot:
-                item.setLabel("bottom", "time", units="s")
-            else:  # one labelled time axis, at the bottom; the others keep the grid
-                item.getAxis("bottom").setStyle(showValues=False)
-            if label:
-                item.setLabel("left", label)
-                item.setYRange(0, 100, padding=0.02)
-                item.setXLink(self.timeline_plot.getPlotItem())
-            vb = item.getViewBox()
-            vb.disableAutoRange()
-            vb.setLimits(minXRange=MIN_SPAN_S)
-            vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
-        tvb = self.timeline_plot.getPlotItem().getViewBox()
-        tvb.invertY(True)
-        tvb.sigXRangeChanged.connect(self._schedule_usage)
+        self.timeline_plot, self.cpu_usage_plot, self.process_usage_plot = \
+            self._stack_time_plots("timeline_plot",
+                                   (("timeline_cpu_usage", "CPU usage (%)"),
+                                    ("timeline_process_usage", "% of all CPUs")),
+                                   time_label="time", time_units="s")
+        self.timeline_plot.getPlotItem().getViewBox().sigXRangeChanged.connect(
+            self._schedule_usage)
 
         self.timeline_item = TimelineItem(self.describe)
         self.timeline_item.sigSegmentClicked.connect(self._on_segment_clicked)
@@ -388,7 +327,7 @@ class TimelineWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(toolbar)
+        layout.addWidget(self._make_toolbar())
         layout.addWidget(splitter)
 
         # Usage is recomputed once per burst of range or data changes, not per event.
@@ -415,7 +354,7 @@ class TimelineWidget(QWidget):
         self.timeline_plot.setMinimumHeight(min(40 + 18 * tl.cpus, 320))
         self._make_cpu_curves(tl.cpus)
         self.timeline_item.set_timeline(tl)
-        if self._follow:
+        if self.follow_now:
             self._apply_follow()
         else:
             self.zoom_to_fit()
@@ -436,8 +375,7 @@ class TimelineWidget(QWidget):
         if names is not None:
             self._set_names(names)
         self.timeline_item.data_changed()
-        if self._follow:
-            self._apply_follow()
+        self._keep_up()
         self._schedule_usage()
         return added
 
@@ -493,27 +431,17 @@ class TimelineWidget(QWidget):
         ))
 
     # ------------------------------------------------------------------ view range
-    @property
-    def follow_now(self) -> bool:
-        return self._follow
+    def _time_extent(self) -> tuple[float, float] | None:
+        tl = self.timeline
+        return None if tl is None else (float(tl.origin), float(tl.now))
 
-    @follow_now.setter
-    def follow_now(self, on: bool) -> None:
-        self.set_follow_now(on)
+    def x_range_cycles(self) -> tuple[float, float]:
+        """The visible range in cycles (x_range: the timeline's unit is cycles)."""
+        return self.x_range()
 
-    def set_follow_now(self, on: bool) -> None:
-        on = bool(on)
-        if on and not self._follow:
-            t0, t1 = self.x_range_cycles()
-            if t1 > t0:
-                self._follow_span = t1 - t0
-        changed = on != self._follow
-        self._follow = on
-        self.follow_action.setChecked(on)
-        if on:
-            self._apply_follow()
-        if changed:
-            self.followNowChanged.emit(on)
+    def set_x_range_cycles(self, t0: float, t1: float) -> None:
+        """Show [t0, t1) (cycles); like a user zoom, it stops following now."""
+        self.set_x_range(t0, t1)
 
     def set_cursor(self, cycles: float | None) -> None:
         """Mark the moment a replay shows (None: no cursor, the live end is now).
@@ -523,63 +451,11 @@ class TimelineWidget(QWidget):
             line.setVisible(cycles is not None)
             if cycles is not None:
                 line.setValue(cycles / CYCLES_PER_S)
-        if self._follow:
-            self._apply_follow()
+        self._keep_up()
 
     @property
     def cursor_cycles(self) -> float | None:
         return self._cursor
-
-    def _apply_follow(self) -> None:
-        tl = self.timeline
-        if tl is None:
-            return
-        span = self._follow_span
-        end = tl.now if self._cursor is None else self._cursor
-        start = max(float(tl.origin), end - span)
-        self._set_range(start, start + span)
-
-    def _set_range(self, t0: float, t1: float) -> None:
-        self._setting_range = True
-        try:
-            self.timeline_plot.getPlotItem().getViewBox().setXRange(
-                t0 / CYCLES_PER_S, t1 / CYCLES_PER_S, padding=0)
-        finally:
-            self._setting_range = False
-
-    def x_range_cycles(self) -> tuple[float, float]:
-        (x0, x1), _ = self.timeline_plot.getPlotItem().getViewBox().viewRange()
-        return x0 * CYCLES_PER_S, x1 * CYCLES_PER_S
-
-    def set_x_range_cycles(self, t0: float, t1: float) -> None:
-        """Show [t0, t1) (cycles); like a user zoom, it stops following now."""
-        self.set_follow_now(False)
-        self._set_range(t0, t1)
-
-    def zoom_to_fit(self) -> None:
-        tl = self.timeline
-        if tl is None:
-            return
-        self.set_follow_now(False)
-        end = max(tl.now, tl.origin + MIN_SPAN_S * CYCLES_PER_S)
-        self._set_range(tl.origin, end)
-
-    def _on_range_changed_manually(self, *_) -> None:
-        if self._setting_range or not self._follow:
-            return
-        t0, t1 = self.x_range_cycles()
-        span = t1 - t0
-        if abs(span - self._follow_span) <= 1e-6 * self._follow_span:
-            self.set_follow_now(False)  # a pan: the user looks at the past
-        else:
-            self._follow_span = span    # a zoom: keep following at the new scale
-            self._apply_follow()
-
-    def map_to_viewport(self, t_cycles: float, cpu: float) -> QPoint:
-        """Where time `t_cycles` on CPU row `cpu` is in the timeline's viewport."""
-        vb = self.timeline_plot.getPlotItem().getViewBox()
-        scene = vb.mapViewToScene(QPointF(t_cycles / CYCLES_PER_S, cpu))
-        return self.timeline_plot.mapFromScene(scene)
 
     # ------------------------------------------------------------------ selection
     def _on_segment_clicked(self, seg: Segment) -> None:
@@ -693,24 +569,5 @@ class TimelineWidget(QWidget):
 
     def _apply_palette(self) -> None:
         """Plots follow the application's light or dark palette."""
-        pal = self.palette()
-        base = pal.color(QPalette.ColorRole.Base)
-        text = pal.color(QPalette.ColorRole.Text)
-        legend_bg = QColor(base)
-        legend_bg.setAlpha(200)
-        for plot in (self.timeline_plot, self.cpu_usage_plot, self.process_usage_plot):
-            plot.setBackground(base)
-            for name in ("left", "bottom"):
-                axis = plot.getPlotItem().getAxis(name)
-                axis.setPen(text)
-                axis.setTextPen(text)
-        for legend in (self._legend, self._cpu_legend):
-            legend.setBrush(legend_bg)
-            legend.setPen(QColor(text))
-            legend.setLabelTextColor(text)
-        self.timeline_item.set_palette(pal)
-
-    def changeEvent(self, ev) -> None:
-        if ev.type() == ev.Type.PaletteChange:
-            self._apply_palette()
-        super().changeEvent(ev)
+        self._apply_plot_palette((self._legend, self._cpu_legend))
+        self.timeline_item.set_palette(self.palette())

@@ -3,7 +3,6 @@ a Sampler from scripted snapshots, so every value drawn is known."""
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
@@ -113,15 +112,6 @@ def curve_data(curve) -> tuple[list[float], list[float]]:
 
 
 # ---- the widget ------------------------------------------------------------------------------
-
-@pytest.fixture
-def no_mouse_rate_limit():
-    # pyqtgraph drops mouse moves closer than 1/mouseRateLimit s; tests move at once
-    old = pg.getConfigOption("mouseRateLimit")
-    pg.setConfigOption("mouseRateLimit", -1)
-    yield
-    pg.setConfigOption("mouseRateLimit", old)
-
 
 @pytest.fixture
 def widget(qtbot, no_mouse_rate_limit):

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QColor, QPalette, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from core.kernel import Machine, ms, us
@@ -310,15 +309,6 @@ def test_timeline_of_a_real_simulation_matches_the_kernel():
 
 
 @pytest.fixture
-def no_mouse_rate_limit():
-    # pyqtgraph drops mouse moves closer than 1/mouseRateLimit s; tests move at once
-    old = pg.getConfigOption("mouseRateLimit")
-    pg.setConfigOption("mouseRateLimit", -1)
-    yield
-    pg.setConfigOption("mouseRateLimit", old)
-
-
-@pytest.fixture
 def widget(qtbot, no_mouse_rate_limit):
     w = TimelineWidget()
     qtbot.addWidget(w)
@@ -381,16 +371,21 @@ def test_clicking_a_segment_emits_its_thread(widget, qtbot):
                          pos=widget.map_to_viewport(100 * US, 0))
 
 
-def test_mouse_wheel_zooms_time_only(widget, qtbot):
-    hand_widget(widget)
-    t0, t1 = widget.x_range_cycles()
-    y_before = widget.timeline_plot.getPlotItem().getViewBox().viewRange()[1]
+def wheel_zoom_in(widget: TimelineWidget, t_cycles: float) -> None:
+    """Two notches of the mouse wheel over time `t_cycles` of the timeline."""
     view = widget.timeline_plot.viewport()
-    at = widget.map_to_viewport(1800 * US, 0.5)
+    at = widget.map_to_viewport(t_cycles, 0.5)
     wheel = QWheelEvent(QPointF(at), QPointF(view.mapToGlobal(at)), QPoint(0, 0),
                         QPoint(0, 240), Qt.MouseButton.NoButton,
                         Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(view, wheel)
+
+
+def test_mouse_wheel_zooms_time_only(widget, qtbot):
+    hand_widget(widget)
+    t0, t1 = widget.x_range_cycles()
+    y_before = widget.timeline_plot.getPlotItem().getViewBox().viewRange()[1]
+    wheel_zoom_in(widget, 1800 * US)
     z0, z1 = widget.x_range_cycles()
     assert z1 - z0 < 0.9 * (t1 - t0)
     assert z0 < 1800 * US < z1
@@ -427,6 +422,62 @@ def test_follow_now_tracks_new_switches_until_the_user_pans(widget, qtbot):
     assert widget.x_range_cycles() == pytest.approx(parked)
     widget.follow_action.trigger()  # back on: jumps to now
     assert widget.follow_now and widget.x_range_cycles()[1] == pytest.approx(times[-1])
+
+
+def test_a_zoom_while_following_keeps_following_at_the_new_span(widget):
+    cols = synthetic_columns(6000, 2, seed=5)
+    times = cols["time"]
+    widget.set_trace({k: v[:3000] for k, v in cols.items()}, int(times[2999]), cpus=2)
+    widget.set_x_range_cycles(0, float(times[999]))
+    widget.set_follow_now(True)  # following the last third of the trace
+    t0, t1 = widget.x_range_cycles()
+    assert t1 == pytest.approx(times[2999])
+    wheel_zoom_in(widget, (t0 + t1) / 2)
+    z0, z1 = widget.x_range_cycles()
+    assert widget.follow_now and z1 - z0 < 0.9 * (t1 - t0)
+    assert z1 == pytest.approx(times[2999])  # still ending at now
+    widget.update_trace(cols, int(times[-1]))
+    assert widget.x_range_cycles() == pytest.approx((times[-1] - (z1 - z0), times[-1]))
+
+
+def test_following_keeps_the_replay_cursor_in_view(widget):
+    cols = synthetic_columns(6000, 2, seed=5)
+    times = cols["time"]
+    widget.set_trace(cols, int(times[-1]), cpus=2)
+    widget.set_x_range_cycles(0, float(times[999]))
+    widget.set_follow_now(True)
+    span = float(times[999])
+    widget.set_cursor(times[3000])
+    assert widget.cursor_cycles == times[3000]
+    assert all(line.isVisible() and line.value() == pytest.approx(times[3000] / CYCLES_PER_S)
+               for line in widget.cursor_lines)
+    assert widget.x_range_cycles() == pytest.approx((times[3000] - span, times[3000]))
+    widget.zoom_to_fit()  # the whole trace, not up to the cursor
+    assert widget.x_range_cycles() == pytest.approx((0, times[-1]))
+    widget.set_follow_now(True)
+    widget.set_cursor(None)
+    assert not any(line.isVisible() for line in widget.cursor_lines)
+    assert widget.x_range_cycles()[1] == pytest.approx(times[-1])
+
+
+def test_plots_and_legends_take_a_new_palette(widget, qtbot):
+    hand_widget(widget)
+    widget.set_x_range_cycles(0, 3600 * US)
+    with qtbot.waitSignal(widget.usageUpdated):
+        pass
+    dark = QPalette(widget.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor(20, 20, 30))
+    dark.setColor(QPalette.ColorRole.Text, QColor(230, 230, 200))
+    widget.setPalette(dark)
+    for plot in (widget.timeline_plot, widget.cpu_usage_plot, widget.process_usage_plot):
+        assert plot.backgroundBrush().color() == QColor(20, 20, 30)
+        assert plot.getPlotItem().getAxis("bottom").textPen().color() == QColor(230, 230, 200)
+    labels = [label for legend in (widget._legend, widget._cpu_legend)
+              for _sample, label in legend.items]
+    assert len(labels) == 4  # two processes, two CPUs
+    # the entries made before the change are re-coloured too
+    assert all(QColor(label.opts["color"]) == QColor(230, 230, 200) for label in labels)
+    assert all("#e6e6c8" in label.item.toHtml() for label in labels)
 
 
 def test_usage_plots_show_the_binned_usage(widget, qtbot):
