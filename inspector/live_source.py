@@ -51,6 +51,7 @@ class LiveController(QObject):
         self._lock = threading.Lock()  # the recording: sampler thread adds, GUI saves
         self._started_wall: float | None = None
         self._history = None  # kept across pauses, so the graphs go on
+        self.retention_ns = RETENTION_NS
         self._delivered.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._errored.connect(self.failed, Qt.ConnectionType.QueuedConnection)
 
@@ -73,7 +74,7 @@ class LiveController(QObject):
                 self.failed.emit(f"Cannot sample this machine: {exc}")
                 return False
         if self.recording is None:
-            self.recording = LiveRecording(round(self.interval_s * 1e9), RETENTION_NS)
+            self.recording = LiveRecording(round(self.interval_s * 1e9), self.retention_ns)
         self.sampler = Sampler(self.source, self.interval_s, history=HISTORY_SAMPLES,
                                callback=self._on_snapshot, on_error=self._on_error)
         if self._history is not None:
@@ -140,6 +141,15 @@ class LiveController(QObject):
             return None
         elapsed = time.monotonic() - self._started_wall
         return 100.0 * self.sampler.cpu_seconds / elapsed if elapsed > 0 else None
+
+    def set_retention(self, retention_ns: int) -> None:
+        """Keep at least this much wall time of samples in the recording."""
+        with self._lock:
+            self.retention_ns = retention_ns
+            if self.recording is not None:
+                self.recording.retention_ns = retention_ns
+                if self.recording.recorder is not None:
+                    self.recording.recorder.retention_ns = retention_ns
 
     def save_session(self, path: str) -> int:
         """Write what was sampled so far as a session (atomically); returns how many

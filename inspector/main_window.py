@@ -49,6 +49,8 @@ WINDOW_TITLE = "KOI — Kernel Object Inspector"
 MAX_RECENT = 8
 # What the window shows: the simulated machine, a saved session, or this machine
 SIMULATION, SESSION, LIVE = "simulation", "session", "live"
+DEFAULT_RETENTION_MIN = 30  # what the app keeps recorded, unless the user says otherwise
+MAX_RETENTION_MIN = 24 * 60
 REPLAY_EVENTS = 2_000  # a replay's log after a jump: this many of the latest events
 
 BIT_POSITIONS = {
@@ -251,6 +253,9 @@ class MainWindow(QMainWindow):
         self.save_action = A("&Save Session...", "save_session", self.save_session_dialog,
                              QKeySequence.StandardKey.Save,
                              "Save what ran so far as a session file (.koi)")
+        self.retention_action = A("Recording &Retention...", "recording_retention",
+                                  self.set_recording_retention,
+                                  tip="How much of what runs the app keeps for Save Session")
         self.export_processes_action = A("Export &Processes as CSV...", "export_processes",
                                          lambda: self.export_csv("processes"))
         self.export_threads_action = A("Export &Threads as CSV...", "export_threads",
@@ -364,6 +369,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.setObjectName("recent_menu")
         file_menu.addAction(self.save_action)
         file_menu.addAction(self.compare_action)
+        file_menu.addAction(self.retention_action)
         file_menu.addSeparator()
         for act in (self.export_processes_action, self.export_threads_action,
                     self.export_timeline_action):
@@ -1341,6 +1347,28 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved the session to {path}", 4000)
         return path
 
+    def set_recording_retention(self) -> None:
+        minutes = self.dialogs.integer(
+            "Recording Retention", "Keep the last N minutes (simulated time for the "
+            "simulation, wall time for this machine):", self._retention_minutes(), 1,
+            MAX_RETENTION_MIN)
+        if minutes is not None:
+            self.settings.setValue("recording_retention_min", minutes)
+            self._apply_retention()
+
+    def _retention_minutes(self) -> int:
+        try:
+            minutes = int(self.settings.value("recording_retention_min",
+                                              DEFAULT_RETENTION_MIN))
+        except (TypeError, ValueError):
+            minutes = DEFAULT_RETENTION_MIN
+        return min(max(minutes, 1), MAX_RETENTION_MIN)
+
+    def _apply_retention(self) -> None:
+        ns = self._retention_minutes() * 60 * 1_000_000_000
+        self.sim.set_retention(ns)
+        self.live.set_retention(ns)
+
     def export_csv(self, what: str) -> str | None:
         """The processes or threads of the source shown, as CSV."""
         state = self._current_state()
@@ -1425,6 +1453,7 @@ class MainWindow(QMainWindow):
             if data is not None:
                 view.restore_header_state(data)
         self._fill_recent_menu()
+        self._apply_retention()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.sim.pause()

@@ -54,6 +54,7 @@ class SimulationController(QObject):
         self.speed: float | None = 1.0
         self.memory: KernelMemory | None = None
         self.recorder: Recorder | None = None
+        self.retention_ns = RECORD_RETENTION_NS  # how much the recording keeps
         self.scenario = None  # the parsed scenario loaded, and the seed it runs with
         self.seed: int | None = None
         self._new_events: list[dict] = []
@@ -90,7 +91,7 @@ class SimulationController(QObject):
         self.memory = KernelMemory(run.machine, build)
         # Recording is continuous and bounded: File > Save Session writes it out
         self.recorder = Recorder(
-            run.machine, retention_ns=RECORD_RETENTION_NS, source="simulation",
+            run.machine, retention_ns=self.retention_ns, source="simulation",
             build=build.id, arch=build.arch, name=Path(scenario.filename).name,
             description=scenario.source, past_events=list(run.events),
             extra={"seed": scenario.system.seed if seed is None else seed})
@@ -98,6 +99,12 @@ class SimulationController(QObject):
         self.frameAdvanced.emit()
         if was_running:
             self.start()
+
+    def set_retention(self, retention_ns: int) -> None:
+        """Keep at least this much simulated time in the recording (from now on)."""
+        self.retention_ns = retention_ns
+        if self.recorder is not None:
+            self.recorder.retention_ns = retention_ns
 
     def reload(self) -> None:
         """The scenario loaded last, again from time 0."""

@@ -741,3 +741,25 @@ def test_the_real_forms_return_their_request_or_none(window):
     answer(True, lambda d: d.name_edit.setText("tool.exe"))
     request = dialogs.process_form(m, 4, window.sim.run.objects)
     assert request.name == "tool.exe" and request.parent_pid == 4 and len(request.threads) == 1
+
+
+def test_recording_retention_is_a_remembered_setting(window, qtbot):
+    minute = 60 * 1_000_000_000
+    assert window.sim.recorder.retention_ns == 30 * minute  # the default
+    window.dialogs = FakeDialogs(integer=5)
+    window.retention_action.trigger()
+    assert window.sim.recorder.retention_ns == 5 * minute
+    assert window.live.retention_ns == 5 * minute
+    # a window opened later records with it from the start
+    later = MainWindow(settings=window.settings)
+    qtbot.addWidget(later)
+    later.load_default()
+    assert later.sim.recorder.retention_ns == 5 * minute
+    # and the recording really forgets what is older
+    later.sim.set_retention(minute // 60)  # one second
+    later.sim.set_speed(None)
+    later.sim.advance_by(5 * 1_000_000_000, budget_s=60)
+    rec = later.sim.recorder
+    with rec.to_session() as s:
+        times = s.sample_times()
+    assert times[-1] - times[0] < 3_000_000  # µs: a second or so kept (whole keyframe groups)
