@@ -72,6 +72,24 @@ def cell(model, name, column):
     return model.index(ix.row(), column, ix.parent()).data()
 
 
+def ordered(model, parent=QModelIndex()):
+    """[(name, [children...])] in the order a view shows them."""
+    out = []
+    for r in range(model.rowCount(parent)):
+        ix = model.index(r, 0, parent)
+        out.append((ix.data(), ordered(model, ix)))
+    return out
+
+
+def sort_keys_per_level(model, column, parent=QModelIndex()):
+    """The SORT_ROLE keys of `column`, one list per parent, in view order."""
+    keys = [model.index(r, column, parent).data(SORT_ROLE) for r in range(model.rowCount(parent))]
+    levels = [keys]
+    for r in range(model.rowCount(parent)):
+        levels.extend(sort_keys_per_level(model, column, model.index(r, 0, parent)))
+    return levels
+
+
 @pytest.fixture
 def clock():
     return FakeClock()
@@ -132,6 +150,20 @@ def test_update_is_a_keyed_diff_never_a_reset(model, qtbot, qtmodeltester, clock
     qtmodeltester.check(model)
 
 
+def test_a_process_listed_twice_is_one_row(model, qtmodeltester):
+    model.update(state(0, *BOOT, BOOT[3]))
+    assert tree(model)["System"] == {"smss.exe": {"csrss.exe": {}}}
+    # Listed twice in a later state, known or new, it is still one row, and the
+    # first entry wins.
+    model.update(state(1000, *BOOT, proc(12, "csrss.exe", parent=8, cpu=500.0),
+                       proc(20, "new.exe", parent=8, created=900.0),
+                       proc(20, "new.exe", parent=8, created=900.0, cpu=300.0)))
+    assert tree(model)["System"] == {"smss.exe": {"csrss.exe": {}, "new.exe": {}}}
+    assert cell(model, "csrss.exe", CPU_TIME) == "0:00:00.000"
+    assert cell(model, "new.exe", CPU_TIME) == "0:00:00.000"
+    qtmodeltester.check(model)
+
+
 def test_cpu_percent_is_the_time_delta_over_elapsed_time_and_cpus(model):
     model.update(state(0, proc(8, "a.exe", cpu=0.0), proc(12, "b.exe", cpu=100.0)))
     assert cell(model, "a.exe", CPU_PERCENT) == ""  # no interval yet
@@ -180,9 +212,10 @@ def test_exited_processes_stay_red_then_go_and_orphans_move_to_the_top(
     assert find(model, "smss.exe").isValid()
     clock.now += 1.5
     moved = []
-    model.rowsInserted.connect(lambda parent, a, b: moved.append(
-        (parent.isValid(), model.index(a, 0, parent).data())))
-    with qtbot.waitSignal(model.rowsRemoved), qtbot.assertNotEmitted(model.modelReset):
+    model.orphansAdopted.connect(lambda indexes: moved.extend(
+        (ix.parent().isValid(), ix.data()) for ix in indexes))
+    # The rows go in one layout change (see ProcessTreeModel._remove_nodes).
+    with qtbot.waitSignal(model.layoutChanged), qtbot.assertNotEmitted(model.modelReset):
         model.expire_highlights()
     assert moved == [(False, "csrss.exe")]  # the orphan went to the top level
     assert not find(model, "smss.exe").isValid()
@@ -203,6 +236,47 @@ def test_orphans_of_several_parents_keep_their_order(model, clock, qtmodeltester
     model.expire_highlights()
     assert list(tree(model)) == ["a1", "a2", "b1"]
     qtmodeltester.check(model)
+
+
+def test_the_model_sorts_every_level_keeps_it_sorted_and_returns_to_tree_order(
+        model, clock, qtbot, qtmodeltester):
+    family = (*BOOT, proc(20, "wininit.exe", parent=8), proc(24, "services.exe", parent=20))
+    model.update(state(0, *family))
+    qtmodeltester.check(model)  # and the tester stays on, checking each layout change
+    with qtbot.waitSignal(model.layoutChanged), qtbot.assertNotEmitted(model.modelReset):
+        model.sort(PID, Qt.SortOrder.DescendingOrder)
+    assert ordered(model) == [
+        ("orphan.exe", []),
+        ("System", [("smss.exe", [("wininit.exe", [("services.exe", [])]),
+                                  ("csrss.exe", [])])]),
+        ("Idle", [])]
+    # A new process lands in its place; one that exits goes once its red is over.
+    rest = [p for p in family if p["pid"] != 16]
+    model.update(state(1000, *rest, proc(28, "lsass.exe", parent=8, created=900.0)))
+    assert [name for name, _ in ordered(model)[1][1][0][1]] == \
+        ["lsass.exe", "wininit.exe", "csrss.exe"]
+    clock.now += 2
+    model.update(state(2000, *rest, proc(28, "lsass.exe", parent=8, created=900.0)))
+    assert [name for name, _ in ordered(model)] == ["System", "Idle"]
+    # Back to the tree's own order: the newcomer last among its siblings.
+    model.sort(-1)
+    assert ordered(model) == [
+        ("Idle", []),
+        ("System", [("smss.exe", [("csrss.exe", []), ("wininit.exe", [("services.exe", [])]),
+                                  ("lsass.exe", [])])])]
+    qtmodeltester.check(model)
+
+
+def test_sorting_by_exit_code_puts_ntstatus_codes_after_small_ones(model):
+    # 0xC0000005 needs a 64-bit integer, 7 and 1 fit in 32 bits: Qt must still order them.
+    dead = [proc(8 + 4 * i, name, exited=True, exit_code=code, exit_time_us=10.0, threads=0)
+            for i, (name, code) in enumerate((("crash.exe", 0xC0000005), ("seven.exe", 7),
+                                              ("one.exe", 1)))]
+    model.update(state(0, *dead))
+    model.sort(EXIT_CODE, Qt.SortOrder.AscendingOrder)
+    assert list(tree(model)) == ["one.exe", "seven.exe", "crash.exe"]
+    model.sort(EXIT_CODE, Qt.SortOrder.DescendingOrder)
+    assert list(tree(model)) == ["crash.exe", "seven.exe", "one.exe"]
 
 
 def test_an_exited_process_kept_by_a_handle_stays_visible_and_greyed(model, clock):
@@ -404,6 +478,92 @@ def test_sorting_by_cpu_and_back_to_tree_order(view):
     view.tree.header().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
     assert [view.proxy.index(r, 0).data() for r in range(view.proxy.rowCount())] == \
         ["Idle", "System", "orphan.exe", "explorer.exe"]
+
+
+def busy(time_us, cpu, *more):
+    """The view fixture's processes at `time_us`, with cumulative CPU times {pid: µs}."""
+    extra = {20: {"jobs": ["ServiceJob"]}}
+    parents = {20: 8, 24: 8, 28: 999}
+    names = {20: "svchost.exe", 24: "svchost.exe", 28: "explorer.exe"}
+    procs = [proc(p["pid"], p["name"], parent=p["parent_pid"], cpu=cpu.get(p["pid"], 0.0))
+             for p in BOOT]
+    procs += [proc(pid, names[pid], parent=parents[pid], cpu=cpu.get(pid, 0.0),
+                   **extra.get(pid, {})) for pid in (20, 24, 28)]
+    return state(time_us, *procs, *more)
+
+
+def child_pids(view, pid):
+    parent = view.proxy.mapFromSource(view.model.index_for_pid(pid))
+    return [view.proxy.index(r, 0, parent).data(PID_ROLE)
+            for r in range(view.proxy.rowCount(parent))]
+
+
+def top_pids(view):
+    return [view.proxy.index(r, 0).data(PID_ROLE) for r in range(view.proxy.rowCount())]
+
+
+def test_sorted_by_cpu_a_refresh_reorders_and_keeps_the_selection(view, qtbot, qtmodeltester):
+    # 1 ms on 2 CPUs: 1 µs of CPU time is 0.05 %.
+    view.update_state(busy(1000, {12: 300.0, 20: 900.0, 24: 100.0, 28: 1500.0}))
+    view.tree.sortByColumn(CPU_PERCENT, Qt.SortOrder.DescendingOrder)
+    assert child_pids(view, 8) == [20, 12, 24]  # 45 %, 15 %, 5 %
+    assert top_pids(view) == [28, 0, 4, 16]  # 75 %, then the idle ones in tree order
+    with qtbot.waitSignal(view.processSelected):
+        assert view.select_pid(24)
+    qtmodeltester.check(view.proxy)
+    # svchost 24 gets busy, 20 idles, orphan.exe wakes up, and new.exe is born busy.
+    with qtbot.assertNotEmitted(view.processSelected), \
+            qtbot.assertNotEmitted(view.proxy.modelReset):
+        view.update_state(busy(2000, {12: 500.0, 20: 900.0, 24: 2000.0, 28: 1600.0,
+                                      16: 1000.0},
+                               proc(40, "new.exe", parent=8, cpu=600.0, created=1500.0)))
+    assert child_pids(view, 8) == [24, 40, 12, 20]  # 95 %, 30 %, 10 %, 0 %
+    assert top_pids(view) == [16, 28, 0, 4]  # 50 %, 5 %, 0 %, 0 %
+    for keys in sort_keys_per_level(view.proxy, CPU_PERCENT):
+        assert keys == sorted(keys, reverse=True)
+    # The selection followed its process; the newcomer is green where it landed.
+    assert view.selected_pid() == 24
+    assert view.tree.currentIndex().data(PID_ROLE) == 24
+    new = view.proxy.mapFromSource(view.model.index_for_pid(40))
+    assert new.data(BG) == NEW_COLOR and view.tree.isExpanded(new.parent())
+    qtmodeltester.check(view.proxy)
+
+
+def test_exited_rows_go_together_and_a_selection_stays_or_clears(view, clock, qtbot):
+    assert view.select_pid(28)
+    view.update_state(busy(1000, {}))
+    view.update_state(state(2000, *BOOT, proc(28, "explorer.exe", parent=999)))
+    assert find(view.proxy, "svchost.exe").data(BG) == EXITED_COLOR
+    clock.now += 2
+    removals = []
+    view.model.rowsRemoved.connect(lambda *args: removals.append(args))
+    # Both rows go in one layout change: a removal each would walk every expanded row.
+    with qtbot.waitSignal(view.proxy.layoutChanged), \
+            qtbot.assertNotEmitted(view.processSelected):
+        view.model.expire_highlights()
+    assert "svchost.exe" not in visible_names(view) and removals == []
+    assert view.selected_pid() == 28
+    assert view.tree.currentIndex().data(PID_ROLE) == 28
+    # When the selected process has gone, nothing is selected.
+    view.update_state(state(3000, *BOOT))
+    clock.now += 2
+    with qtbot.waitSignal(view.processSelected) as blocker:
+        view.model.expire_highlights()
+    assert blocker.args == [-1]
+    assert not view.tree.currentIndex().isValid() and view.selected_pid() == -1
+
+
+def test_the_filter_holds_while_sorted(view):
+    view.update_state(busy(1000, {20: 900.0, 24: 100.0}))
+    view.tree.sortByColumn(CPU_PERCENT, Qt.SortOrder.DescendingOrder)
+    view.filter_edit.setText("svchost")
+    assert visible_names(view) == ["System", "smss.exe", "svchost.exe", "svchost.exe"]
+    assert child_pids(view, 8) == [20, 24]
+    view.update_state(busy(2000, {20: 900.0, 24: 1100.0}))
+    assert child_pids(view, 8) == [24, 20]
+    view.filter_edit.setText("!svchost")
+    assert "svchost.exe" not in visible_names(view)
+    assert top_pids(view) == [0, 4, 16, 28]  # all idle: the tree's own order
 
 
 def test_column_chooser_shows_hides_and_round_trips(view, qtbot):
