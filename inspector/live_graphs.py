@@ -186,8 +186,7 @@ class WhoRanStripItem(CpuRowsItem):
     sigBlockClicked = Signal(int, int)   # pid, tid
 
     def __init__(self, describe: Callable[[int, int], str]) -> None:
-        super().__init__()
-        self._describe = describe
+        super().__init__(self.block_at, lambda hit: describe(*hit))
         self._data: HistoryArrays | None = None
         self._cpus = 0
         self._selected: tuple[int, int] | None = None
@@ -290,12 +289,6 @@ class WhoRanStripItem(CpuRowsItem):
             return None
         return i, cpu
 
-    def _under(self, pos: QPointF) -> tuple[int, int] | None:
-        return self.block_at(pos)
-
-    def _tooltip(self, hit: tuple[int, int]) -> str:
-        return self._describe(*hit)
-
     def mouseClickEvent(self, ev) -> None:
         hit = self.block_at(ev.pos()) if ev.button() == Qt.MouseButton.LeftButton else None
         if hit is None:
@@ -322,7 +315,7 @@ class LiveGraphsWidget(TimePlotsWidget):
         super().__init__(
             parent, scale=1.0, default_span=DEFAULT_FOLLOW_SPAN_S, min_span_s=MIN_SPAN_S,
             name="live", follow_tip="Keep the newest samples in view (panning turns it off)",
-            fit_tip="Show every sample kept")
+            fit_tip="Show every sample kept", time_extent=self._history_extent)
         self.history: History | None = None
         self.data = HistoryArrays()
         self._names: Names = None
@@ -355,6 +348,7 @@ class LiveGraphsWidget(TimePlotsWidget):
             offset=(-10, 2), colCount=8, verSpacing=-6)
         sel = self.selection_plot.getPlotItem()
         self._selection_legend = sel.addLegend(offset=(-10, 2), colCount=2, verSpacing=-6)
+        self._legends = (self._cpu_legend, self._selection_legend)
         self.process_curve = pg.PlotCurveItem(skipFiniteCheck=True)
         self.thread_curve = pg.PlotCurveItem(skipFiniteCheck=True)
         for curve, name in ((self.process_curve, "Process (all its threads)"),
@@ -548,7 +542,7 @@ class LiveGraphsWidget(TimePlotsWidget):
         self.info_label.setText(f"Sampling {every} · {kept}")
 
     # ------------------------------------------------------------------ view range
-    def _time_extent(self) -> tuple[float, float] | None:
+    def _history_extent(self) -> tuple[float, float] | None:
         t = self.data.times
         return (float(t[0]), float(t[-1])) if len(t) else None
 
@@ -556,7 +550,7 @@ class LiveGraphsWidget(TimePlotsWidget):
     def _apply_palette(self) -> None:
         """Plots follow the application's light or dark palette."""
         pal = self.palette()
-        self._apply_plot_palette((self._cpu_legend, self._selection_legend))
+        super()._apply_palette()
         self.process_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Text), width=1.5))
         self.thread_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Highlight), width=1.5))
         self.strip_item.set_palette(pal)

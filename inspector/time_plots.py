@@ -6,7 +6,7 @@ them: a plot of CPU rows on top, percentage graphs under it, and the "Follow now
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Signal
@@ -63,14 +63,18 @@ def stack_time_plots(rows_name: str, graphs: Sequence[tuple[str, str]], *, min_s
 class CpuRowsItem(pg.GraphicsObject):
     """Base of the item in the top plot: one row per CPU (y: CPU number), blocks in
     their process's colour over a lane, the selected thread marked; the lane and the
-    mark follow the palette. The tooltip describes what `_under` the pointer is."""
+    mark follow the palette. The tooltip is `describe(hit_at(pos))` for what lies under
+    the pointer (`hit_at` gives None for nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hit_at: Callable[[QPointF], object],
+                 describe: Callable[[object], str]) -> None:
         super().__init__()
+        self._hit_at = hit_at
+        self._describe_hit = describe
         self._brushes: dict[int, QBrush] = {}
         self._lane_brush = QBrush(QColor(128, 128, 128, 36))
         self._highlight_brush = QBrush(QColor(0, 0, 0))
-        self.hovered = None   # what _under gave for the pointer, None: nothing
+        self.hovered = None   # what hit_at gave for the pointer, None: nothing
 
     def set_palette(self, palette: QPalette) -> None:
         mid = QColor(palette.color(QPalette.ColorRole.Mid))
@@ -85,20 +89,13 @@ class CpuRowsItem(pg.GraphicsObject):
             brush = self._brushes[pid] = QBrush(process_color(pid))
         return brush
 
-    def _under(self, pos: QPointF):
-        """What is under a point in view coordinates (None: nothing)."""
-        raise NotImplementedError
-
-    def _tooltip(self, hit) -> str:
-        raise NotImplementedError
-
     def hoverEvent(self, ev) -> None:
         if ev.isExit():
             self.hovered = None
             self.setToolTip("")
             return
-        self.hovered = self._under(ev.pos())
-        self.setToolTip(self._tooltip(self.hovered) if self.hovered is not None else "")
+        self.hovered = self._hit_at(ev.pos())
+        self.setToolTip(self._describe_hit(self.hovered) if self.hovered is not None else "")
 
 
 class TimePlotsWidget(QWidget):
@@ -109,15 +106,20 @@ class TimePlotsWidget(QWidget):
     following (the user looks at the past), a zoom keeps following at the new span.
     Times are in the data's own unit, `scale` of them to a second of the plots' x
     (cycles for the simulated timeline, seconds for the live graphs). A subclass says
-    where its data lies with `_time_extent`, and may set `_cursor` to keep a moment at
-    the right edge instead of the data's end (a replay's).
+    where its data lies with `time_extent` (first and last time, None without data), and
+    may set `_cursor` to keep a moment at the right edge instead of the data's end (a
+    replay's). The plots and the legends in `_legends` follow the palette; a subclass
+    extends `_apply_palette` for its own items.
     """
 
     followNowChanged = Signal(bool)
 
     def __init__(self, parent: QWidget | None, *, scale: float, default_span: float,
-                 min_span_s: float, name: str, follow_tip: str, fit_tip: str) -> None:
+                 min_span_s: float, name: str, follow_tip: str, fit_tip: str,
+                 time_extent: Callable[[], tuple[float, float] | None]) -> None:
         super().__init__(parent)
+        self._time_extent = time_extent
+        self._legends: tuple[pg.LegendItem, ...] = ()
         self._scale = scale
         self._min_span_s = min_span_s
         self._follow = True
@@ -152,10 +154,6 @@ class TimePlotsWidget(QWidget):
         toolbar.addAction(self.follow_action)
         toolbar.addAction(self.fit_action)
         return toolbar
-
-    def _time_extent(self) -> tuple[float, float] | None:
-        """The data's first and last time, None without data."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ view range
     @property
@@ -238,17 +236,13 @@ class TimePlotsWidget(QWidget):
         return rows.mapFromScene(scene)
 
     # ------------------------------------------------------------------ palette
-    def _apply_palette(self) -> None:
-        """Colour the plots (_apply_plot_palette) and the subclass's own items."""
-        raise NotImplementedError
-
     def changeEvent(self, ev) -> None:
         if ev.type() == ev.Type.PaletteChange:
             self._apply_palette()
         super().changeEvent(ev)
 
-    def _apply_plot_palette(self, legends: Sequence[pg.LegendItem]) -> None:
-        """The plots and `legends` in the application's light or dark palette."""
+    def _apply_palette(self) -> None:
+        """The plots and `_legends` in the application's light or dark palette."""
         palette = self.palette()
         base = palette.color(QPalette.ColorRole.Base)
         text = palette.color(QPalette.ColorRole.Text)
@@ -260,7 +254,7 @@ class TimePlotsWidget(QWidget):
                 axis = plot.getPlotItem().getAxis(name)
                 axis.setPen(text)
                 axis.setTextPen(text)
-        for legend in legends:
+        for legend in self._legends:
             legend.setBrush(legend_bg)
             legend.setPen(QColor(text))
             legend.setLabelTextColor(text)

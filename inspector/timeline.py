@@ -109,8 +109,7 @@ class TimelineItem(CpuRowsItem):
     sigSegmentClicked = Signal(object)   # core.timeline.Segment
 
     def __init__(self, describe: Callable[[Segment], str]) -> None:
-        super().__init__()
-        self._describe = describe
+        super().__init__(self.segment_at, describe)
         self._timeline: Timeline | None = None
         self._selected_tid: int | None = None
         self._cache_key = None
@@ -243,12 +242,6 @@ class TimelineItem(CpuRowsItem):
         slack = px * CYCLES_PER_S if px > 0 else 0.0
         return tl.segment_at(cpu, pos.x() * CYCLES_PER_S, slack)
 
-    def _under(self, pos: QPointF) -> Segment | None:
-        return self.segment_at(pos)
-
-    def _tooltip(self, seg: Segment) -> str:
-        return self._describe(seg)
-
     def mouseClickEvent(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:
             ev.ignore()
@@ -280,7 +273,7 @@ class TimelineWidget(TimePlotsWidget):
             min_span_s=MIN_SPAN_S, name="timeline",
             follow_tip="Keep the newest switches in view while the simulation runs "
                        "(panning turns it off)",
-            fit_tip="Show the whole trace")
+            fit_tip="Show the whole trace", time_extent=self._trace_extent)
         self.timeline: Timeline | None = None
         self._names_source: Names = None
         self._names = NameLookup()
@@ -306,6 +299,7 @@ class TimelineWidget(TimePlotsWidget):
             offset=(-10, 2), colCount=3, verSpacing=-6)
         self._cpu_legend = self.cpu_usage_plot.getPlotItem().addLegend(
             offset=(-10, 2), colCount=8, verSpacing=-6)
+        self._legends = (self._legend, self._cpu_legend)
         # Replay's "now": one vertical line through every plot at the moment shown
         self.cursor_lines = []
         for plot in (self.timeline_plot, self.cpu_usage_plot, self.process_usage_plot):
@@ -431,7 +425,7 @@ class TimelineWidget(TimePlotsWidget):
         ))
 
     # ------------------------------------------------------------------ view range
-    def _time_extent(self) -> tuple[float, float] | None:
+    def _trace_extent(self) -> tuple[float, float] | None:
         tl = self.timeline
         return None if tl is None else (float(tl.origin), float(tl.now))
 
@@ -569,5 +563,5 @@ class TimelineWidget(TimePlotsWidget):
 
     def _apply_palette(self) -> None:
         """Plots follow the application's light or dark palette."""
-        self._apply_plot_palette((self._legend, self._cpu_legend))
+        super()._apply_palette()
         self.timeline_item.set_palette(self.palette())
