@@ -692,7 +692,6 @@ class MainWindow(QMainWindow):
             act.setEnabled(session)
         self.rerun_action.setEnabled(session and self.replay.rerunnable)
         self.save_action.setEnabled(not session)
-        self.simulation_toolbar.setVisible(True)
         self.speed_label.setEnabled(sim)
         self.speed_combo.setEnabled(sim)
         self.replay_toolbar.setVisible(session)

@@ -21,11 +21,12 @@ import bisect
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from core.kernel.constants import CYCLES_PER_NS
 from core.session import SessionError, open_session
 from core.units import format_duration
+from inspector.paced import PacedController
 
 FRAME_MS = 33
 # Replay speeds: recorded time per wall-clock time (None: one sample per frame)
@@ -33,16 +34,13 @@ SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, None)
 RERUN_BUDGET_S = 0.05  # wall time one call may spend re-running the scenario to the moment
 
 
-class ReplayController(QObject):
+class ReplayController(PacedController):
     """Owns an open session and the moment of it the views show."""
 
-    frameAdvanced = Signal()
-    runningChanged = Signal(bool)
     loaded = Signal(str)  # the session's path
 
     def __init__(self, parent: QObject | None = None, clock=time.perf_counter) -> None:
-        super().__init__(parent)
-        self._clock = clock
+        super().__init__(parent, FRAME_MS, clock)
         self.session = None
         self.path = ""
         self.info = None
@@ -53,10 +51,6 @@ class ReplayController(QObject):
         self._state: dict | None = None
         self._rerun = None  # (Run, KernelMemory) re-running the recorded scenario
         self._rerun_failed: str | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(FRAME_MS)
-        self._timer.timeout.connect(self._frame)
-        self._last_wall: float | None = None
 
     # ------------------------------------------------------------------ opening
     def open(self, path: str) -> None:
@@ -143,26 +137,12 @@ class ReplayController(QObject):
         return self.session.trace_window(info.trace_start_us, info.trace_end_us)
 
     # ------------------------------------------------------------------ playing back
-    @property
-    def running(self) -> bool:
-        return self._timer.isActive()
-
     def start(self) -> None:
         if self.session is None or self.running:
             return
         if self.time_us >= self.end_us:
             self.time_us = self.start_us  # play again from the start, like a media player
-        self._last_wall = self._clock()
-        self._timer.start()
-        self.runningChanged.emit(True)
-
-    def pause(self) -> None:
-        if self.running:
-            self._timer.stop()
-            self.runningChanged.emit(False)
-
-    def toggle(self) -> None:
-        self.pause() if self.running else self.start()
+        super().start()
 
     def set_speed(self, speed: float | None) -> None:
         if speed is not None and not speed > 0:
@@ -170,9 +150,7 @@ class ReplayController(QObject):
         self.speed = speed
 
     def _frame(self) -> None:
-        now = self._clock()
-        elapsed = now - (self._last_wall if self._last_wall is not None else now)
-        self._last_wall = now
+        elapsed = self._elapsed_s()
         if self.speed is None:
             self.step(1)
         else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from core.kernel import Machine
 from core.kernel.constants import CYCLES_PER_NS
@@ -25,6 +25,7 @@ from core.resources import resource_path
 from core.runner import Run, build_machine
 from core.scenario import load_scenario
 from core.session import Recorder
+from inspector.paced import PacedController
 
 DEFAULT_SCENARIO = "scenarios/demo.toml"
 FRAME_MS = 25  # up to 40 frames a second: 30 with room to spare
@@ -39,16 +40,13 @@ def speed_label(speed: float | None) -> str:
     return f"{speed:g}x"
 
 
-class SimulationController(QObject):
+class SimulationController(PacedController):
     """Owns the running machine (a scenario on the simulated kernel)."""
 
-    frameAdvanced = Signal()
-    runningChanged = Signal(bool)
     loaded = Signal(str)  # a new machine: its source (a path or "default")
 
     def __init__(self, parent: QObject | None = None, clock=time.perf_counter) -> None:
-        super().__init__(parent)
-        self._clock = clock
+        super().__init__(parent, FRAME_MS, clock)
         self.run: Run | None = None
         self.source = ""
         self.speed: float | None = 1.0
@@ -58,10 +56,6 @@ class SimulationController(QObject):
         self.scenario = None  # the parsed scenario loaded, and the seed it runs with
         self.seed: int | None = None
         self._new_events: list[dict] = []
-        self._timer = QTimer(self)
-        self._timer.setInterval(FRAME_MS)
-        self._timer.timeout.connect(self._frame)
-        self._last_wall: float | None = None
 
     # ------------------------------------------------------------------ loading
     @property
@@ -134,25 +128,9 @@ class SimulationController(QObject):
         m = self.machine
         return 0 if m is None else m.now
 
-    @property
-    def running(self) -> bool:
-        return self._timer.isActive()
-
     def start(self) -> None:
-        if self.run is None or self.running:
-            return
-        self._last_wall = self._clock()
-        self._timer.start()
-        self.runningChanged.emit(True)
-
-    def pause(self) -> None:
-        if not self.running:
-            return
-        self._timer.stop()
-        self.runningChanged.emit(False)
-
-    def toggle(self) -> None:
-        self.pause() if self.running else self.start()
+        if self.run is not None:
+            super().start()
 
     def set_speed(self, speed: float | None) -> None:
         if speed is not None and not 0 < speed:
@@ -161,9 +139,7 @@ class SimulationController(QObject):
 
     # ------------------------------------------------------------------ advancing
     def _frame(self) -> None:
-        now = self._clock()
-        elapsed = now - (self._last_wall if self._last_wall is not None else now)
-        self._last_wall = now
+        elapsed = self._elapsed_s()
         if self.speed is None:
             self.advance_for(BUDGET_S)
         else:
