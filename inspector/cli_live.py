@@ -32,24 +32,21 @@ DEFAULT_INTERVAL_NS = 1_000_000_000
 SOURCES = ("auto", "procfs", "ntquery", "psutil")
 
 
-def _interval(text: str) -> int:
-    try:
-        ns = parse_duration(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if ns < MIN_INTERVAL_NS:
-        raise argparse.ArgumentTypeError(f"{text!r} is shorter than the shortest interval, 100ms")
-    return ns
+def _duration_at_least(minimum_ns: int, too_short: str):
+    """An argparse type: a duration with a unit, at least ``minimum_ns``."""
+    def parse(text: str) -> int:
+        try:
+            ns = parse_duration(text)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if ns < minimum_ns:
+            raise argparse.ArgumentTypeError(f"{text!r} {too_short}")
+        return ns
+    return parse
 
 
-def _duration(text: str) -> int:
-    try:
-        ns = parse_duration(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if ns <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
-    return ns
+_interval = _duration_at_least(MIN_INTERVAL_NS, "is shorter than the shortest interval, 100ms")
+_duration = _duration_at_least(1, "is not a positive duration")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
