@@ -213,8 +213,56 @@ def _children(build: Build, node: LayoutNode) -> list[LayoutNode]:
 
 # -- The model --------------------------------------------------------------------
 
-class LayoutTreeModel(QAbstractItemModel):
+class StructTreeModel(QAbstractItemModel):
+    """What the layout and the object trees share: four columns with tooltips, and
+    rows that know their ``parent`` and ``row`` and whose children a subclass makes on
+    first use (``_children_of``); ``_root`` is the invisible root."""
+
+    columns: tuple[str, ...] = ()
+    column_tips: tuple[str, ...] = ()
+    _root: object
+
+    def _row_at(self, index: Index):
+        return index.internalPointer() if index.isValid() else self._root
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return len(self.columns)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        if parent.column() > 0:
+            return 0
+        return len(self._children_of(self._row_at(parent)))
+
+    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
+        if not self.hasIndex(row, column, parent):
+            return QModelIndex()
+        return self.createIndex(row, column, self._children_of(self._row_at(parent))[row])
+
+    def parent(self, index: Index | None = None):  # noqa: D102 - Qt overload
+        if index is None:  # QObject.parent()
+            return super().parent()
+        if not index.isValid():
+            return QModelIndex()
+        parent = index.internalPointer().parent
+        if parent is None or parent.parent is None:
+            return QModelIndex()
+        return self.createIndex(parent.row, 0, parent)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.columns[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.column_tips[section]
+        return None
+
+
+class LayoutTreeModel(StructTreeModel):
     """The members of one structure of one build, nested as ``dt -r`` nests them."""
+
+    columns, column_tips = COLUMNS, COLUMN_TIPS
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -270,9 +318,7 @@ class LayoutTreeModel(QAbstractItemModel):
 
     def node(self, index: Index) -> LayoutNode:
         """The node behind `index` (the invisible root for an invalid index)."""
-        if not index.isValid():
-            return self._root
-        return index.internalPointer()
+        return self._row_at(index)
 
     def index_of(self, node: LayoutNode, column: int = 0) -> QModelIndex:
         if node.parent is None:
@@ -305,14 +351,6 @@ class LayoutTreeModel(QAbstractItemModel):
 
     # ---- Reimplemented Qt functions
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return len(COLUMNS)
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        if parent.column() > 0:
-            return 0
-        return len(self._children_of(self.node(parent)))
-
     def hasChildren(self, parent: Index = QModelIndex()) -> bool:
         if parent.column() > 0:
             return False
@@ -321,21 +359,6 @@ class LayoutTreeModel(QAbstractItemModel):
             return node.expand is not None  # answered without creating the rows
         return len(node.children) > 0
 
-    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
-        if not self.hasIndex(row, column, parent):
-            return QModelIndex()
-        return self.createIndex(row, column, self._children_of(self.node(parent))[row])
-
-    def parent(self, index: Index | None = None):  # noqa: D102 - Qt overload
-        if index is None:  # QObject.parent()
-            return super().parent()
-        if not index.isValid():
-            return QModelIndex()
-        parent = index.internalPointer().parent
-        if parent is None or parent.parent is None:
-            return QModelIndex()
-        return self.createIndex(parent.row, 0, parent)
-
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
@@ -343,16 +366,6 @@ class LayoutTreeModel(QAbstractItemModel):
         if index.internalPointer().expand is None:
             flags |= Qt.ItemFlag.ItemNeverHasChildren
         return flags
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMN_TIPS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

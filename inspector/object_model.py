@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, NamedTuple
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QPalette
 
 from core.layouts import Build
@@ -28,7 +28,7 @@ from core.memory import FieldRef, KernelMemoryError, KObject, ListHead, Location
 from core.values import (TICK_100NS, FastRefValue, ListLink, format_address, format_duration,
                          format_filetime)
 from inspector.field_help import field_help
-from inspector.layout_model import build_title, dt_line, flag_explanation, offset_text
+from inspector.layout_model import StructTreeModel, build_title, dt_line, flag_explanation, offset_text
 
 COLUMNS = ("Offset", "Field", "Type", "Value")
 OFFSET, FIELD, TYPE, VALUE = range(len(COLUMNS))
@@ -330,8 +330,10 @@ def _is_prefix(path: str, target: str) -> bool:
 
 # ---- The model ---------------------------------------------------------------------
 
-class ObjectTreeModel(QAbstractItemModel):
+class ObjectTreeModel(StructTreeModel):
     """The members of one kernel object, with their current values."""
+
+    columns, column_tips = COLUMNS, COLUMN_TIPS
 
     def __init__(self, parent: QObject | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -513,7 +515,7 @@ class ObjectTreeModel(QAbstractItemModel):
 
     def row_of(self, index: Index) -> Row:
         """The row behind `index` (the invisible root for an invalid index)."""
-        return index.internalPointer() if index.isValid() else self._root
+        return self._row_at(index)
 
     def index_of(self, row: Row, column: int = 0) -> QModelIndex:
         if row.parent is None:
@@ -635,14 +637,6 @@ class ObjectTreeModel(QAbstractItemModel):
 
     # ---- Reimplemented Qt functions
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return len(COLUMNS)
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        if parent.column() > 0:
-            return 0
-        return len(self._children_of(self.row_of(parent)))
-
     def hasChildren(self, parent: Index = QModelIndex()) -> bool:
         if parent.column() > 0:
             return False
@@ -666,21 +660,6 @@ class ObjectTreeModel(QAbstractItemModel):
         row.children.extend(Row(row, i, MEMBER, plan.element(row.field, i)) for i in range(start, end))
         self.endInsertRows()
 
-    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
-        if not self.hasIndex(row, column, parent):
-            return QModelIndex()
-        return self.createIndex(row, column, self._children_of(self.row_of(parent))[row])
-
-    def parent(self, index: Index | None = None):  # noqa: D102 - Qt overload
-        if index is None:  # QObject.parent()
-            return super().parent()
-        if not index.isValid():
-            return QModelIndex()
-        parent = index.internalPointer().parent
-        if parent is None or parent.parent is None:
-            return QModelIndex()
-        return self.createIndex(parent.row, 0, parent)
-
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
@@ -689,16 +668,6 @@ class ObjectTreeModel(QAbstractItemModel):
         if row.kind != MEMBER or not self._expandable(row):
             flags |= Qt.ItemFlag.ItemNeverHasChildren
         return flags
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMN_TIPS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
