@@ -9,6 +9,11 @@
 Every member type is kept in one arch-neutral spelling close to WinDbg's
 (``Ptr _EJOB``, ``[16] UChar``, ``Ptr Fn void``); `TypeRef.spell` renders it for
 an architecture exactly as WinDbg's ``dt`` does (``Ptr64 _EJOB``).
+
+A few public structures that other structures embed (``_TEB.NtTib`` is an
+``_NT_TIB``) are missing from every build's data; resources/layouts/supplement.json
+lays them out per architecture from their public declaration, and a build takes one
+only where its own data has no structure of that name (`Build.supplemented`).
 """
 
 from __future__ import annotations
@@ -196,6 +201,9 @@ class Build:
     _struct_index: dict[str, int] = field(repr=False)
     _defs: list = field(repr=False)
     _structs: dict[str, StructLayout] = field(default_factory=dict, repr=False)  # parsed lazily
+    # structures taken from the supplement, not from this build's source
+    supplemented: frozenset[str] = field(default=frozenset(), repr=False)
+    supplement_source: str = field(default="", repr=False)
 
     @property
     def label(self) -> str:
@@ -215,6 +223,12 @@ class Build:
 
     def has_struct(self, name: str) -> bool:
         return name.casefold() in self._casefold
+
+    def struct_source(self, name: str) -> str:
+        """Where the layout of `name` comes from: the supplement's source for a
+        supplementary structure, else the build's own."""
+        supplemented = self.struct(name).name in self.supplemented
+        return self.supplement_source if supplemented else self.source
 
     def struct(self, name: str) -> StructLayout:
         """The layout of `name` (case-insensitive, like WinDbg; ``nt!`` optional)."""
@@ -248,17 +262,26 @@ class Build:
 
 
 class Catalogue:
-    """Every shipped build."""
+    """Every shipped build, each with the supplementary structures its data lacks."""
 
-    def __init__(self, data: dict) -> None:
-        defs = data["structs"]
-        self.builds: list[Build] = [
-            Build(id=b["id"], arch=b["arch"], name=b["name"], source=b["source"],
-                  source_format=b["source_format"], licence=b["licence"],
-                  bit_positions=b["bit_positions"], pdb_guid=b["pdb_guid"], pdb_age=b["pdb_age"],
-                  notes=b["notes"], _struct_index=b["structs"], _defs=defs)
-            for b in data["builds"]
-        ]
+    def __init__(self, data: dict, supplement: dict | None = None) -> None:
+        defs = list(data["structs"])
+        extra: dict[str, dict[str, int]] = {}  # arch -> supplementary struct -> index in defs
+        for arch, structs in (supplement or {}).get("structs", {}).items():
+            for name, definition in structs.items():
+                extra.setdefault(arch, {})[name] = len(defs)
+                defs.append(definition)
+        source = (supplement or {}).get("source", "")
+        self.builds: list[Build] = []
+        for b in data["builds"]:
+            own = b["structs"]
+            added = {n: i for n, i in extra.get(b["arch"], {}).items() if n not in own}
+            self.builds.append(Build(
+                id=b["id"], arch=b["arch"], name=b["name"], source=b["source"],
+                source_format=b["source_format"], licence=b["licence"],
+                bit_positions=b["bit_positions"], pdb_guid=b["pdb_guid"], pdb_age=b["pdb_age"],
+                notes=b["notes"], _struct_index={**own, **added} if added else own, _defs=defs,
+                supplemented=frozenset(added), supplement_source=source if added else ""))
 
     def find(self, build: str | None = None, arch: str | None = None) -> Build:
         """Resolve a user's build designation.
@@ -296,11 +319,14 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 
 LAYOUTS_FILE = "layouts/layouts.json.gz"
+SUPPLEMENT_FILE = "layouts/supplement.json"
 
 
 @cache
 def catalogue() -> Catalogue:
-    """The shipped layouts, loaded once per process."""
+    """The shipped layouts with their supplement, loaded once per process."""
     path: Path = resource_path(LAYOUTS_FILE)
     with gzip.open(path, "rb") as fh:
-        return Catalogue(json.loads(fh.read()))
+        data = json.loads(fh.read())
+    supplement = json.loads(resource_path(SUPPLEMENT_FILE).read_text(encoding="utf-8"))
+    return Catalogue(data, supplement)

@@ -1,13 +1,18 @@
 """The simulated kernel's objects in typed memory (core/kernel/kmemory.py)."""
 
+import json
+
 import pytest
 
+from core.dt import format_dt
 from core.kernel import Machine, ms
 from core.kernel import program as P
 from core.kernel.boot import boot
 from core.kernel.kmemory import bind
 from core.kernel.ntapi import ProcessBasicInformation, ThreadBasicInformation
-from core.layouts import catalogue
+from core.layouts import SUPPLEMENT_FILE, Catalogue, catalogue
+from core.resources import resource_path
+from core.values import format_address
 
 WIN10 = ("10.0.19041.3570", "x64")
 
@@ -416,21 +421,190 @@ def test_minimal_and_pico_flags(machine):
 
 
 # ---- fibers ---------------------------------------------------------------------------------
-def test_teb_fiber_fields_follow_the_fiber_calls(machine):
-    m, app, a, b = machine
+XP = ("5.1.2600.5512", "x86")
+WIN11_24H2 = ("10.0.26100", "x64")
+NT_TIB_SIZE = {"x86": 0x1C, "x64": 0x38}  # winnt.h NT_TIB (NT_TIB32: 0x1C on both)
+
+
+def fiber_machine(arch="x64"):
+    """A machine of `arch` with one user thread F that has not become a fiber."""
+    m = Machine(cpus=2, windows_arch=arch)
+    boot(m, "bare")
+    app = m.create_process("app.exe")
     t = m.create_thread(app, program=[P.sleep(ms(100))], name="F")
+    return m, app, t
+
+
+def fiber_data(teb):
+    """(modelled, value) of the TEB's NtTib.FiberData."""
+    node = teb.field("NtTib.FiberData")
+    return node.modelled, node.value
+
+
+def test_teb_nttib_fiber_data_follows_the_fiber_calls():
+    m, app, t = fiber_machine()
     km = bind(m, build())
     teb = km.teb[id(t)]
     has = teb.field("HasFiberData")
     assert has.kind == "bits" and has.modelled and has.value == 0
-    address = m.convert_thread_to_fiber(t, 0x1234)
-    assert address is not None
+    # not a fiber: the union holds Version, whose value KOI does not have
+    assert fiber_data(teb) == (False, 0) and not teb.field("NtTib.Version").modelled
+    main = m.convert_thread_to_fiber(t, 0x1234)
+    assert main is not None
     assert teb.field("HasFiberData").value == 1  # read live: no sync needed
     assert teb.field("SameTebFlags").value >> teb.field("HasFiberData").bit_position & 1
-    # no _NT_TIB and no FLS block layout is shipped: FiberData and FlsData stay unset
-    assert not teb.field("NtTib").modelled and not teb.field("FlsData").modelled
+    assert fiber_data(teb) == (True, main) == (True, m.get_current_fiber(t))
+    worker = m.create_fiber(t, "worker", [P.cpu(ms(1))], parameter=0x55)
+    assert fiber_data(teb) == (True, main)  # CreateFiber selects nothing
+    assert m.switch_to_fiber(t, "worker")
+    assert fiber_data(teb) == (True, worker) == (True, m.get_current_fiber(t))
+    assert m.switch_to_fiber(t, main)
+    assert fiber_data(teb) == (True, main)
+    assert m.delete_fiber(t, "worker")  # not the running fiber: the TEB does not change
+    assert fiber_data(teb) == (True, main) and teb.field("HasFiberData").value == 1
     assert m.convert_fiber_to_thread(t)
-    assert teb.field("HasFiberData").value == 0
+    assert teb.field("HasFiberData").value == 0 and fiber_data(teb) == (False, 0)
+    assert m.get_current_fiber(t) is None
+    assert teb.problems() == []
+
+
+def test_deleting_the_running_fiber_ends_the_thread_and_its_fiber_data():
+    m, app, t = fiber_machine()
+    km = bind(m, build())
+    teb = km.teb[id(t)]
+    m.convert_thread_to_fiber(t)
+    worker = m.create_fiber(t, "worker", [P.cpu(ms(1))])
+    assert m.switch_to_fiber(t, "worker") and fiber_data(teb) == (True, worker)
+    assert m.delete_fiber(t, worker)  # its thread calls ExitThread(1) (§7.4)
+    assert t.exit_code == 1 and t.fiber is None
+    assert teb.field("HasFiberData").value == 0 and fiber_data(teb) == (False, 0)
+
+
+def test_teb_nttib_self_stack_and_fls_data():
+    m, app, t = fiber_machine()
+    km = bind(m, build())
+    teb = km.teb[id(t)]
+    tib = teb.field("NtTib")
+    assert tib.kind == "struct" and [c.name for c in tib.children] == [
+        "ExceptionList", "StackBase", "StackLimit", "SubSystemTib", "FiberData", "Version",
+        "ArbitraryUserPointer", "Self"]
+    self_ = teb.field("NtTib.Self")
+    assert self_.modelled and self_.value == teb.address == km.teb_address(t)
+    assert self_.target.object is teb
+    m.convert_thread_to_fiber(t)
+    assert m.fls_alloc(t, "slot") == 1 and m.fls_set_value(t, "slot", 0x77)
+    # no stack addresses, exception chain or FLS block in the simulation
+    for path in ("NtTib.ExceptionList", "NtTib.StackBase", "NtTib.StackLimit",
+                 "NtTib.SubSystemTib", "NtTib.ArbitraryUserPointer", "FlsData"):
+        assert not teb.field(path).modelled, path
+    km.set_build(build(XP))  # Self follows the TEB to its new address
+    assert teb.field("NtTib.Self").value == teb.address == km.teb_address(t)
+    assert teb.field("NtTib.Self").offset == 0x18
+
+
+@pytest.mark.parametrize("bid", [XP, ("6.1.7601.17514", "x86"), ("6.1.7601.17514", "x64"),
+                                 WIN10, WIN11_24H2])
+def test_fiber_data_lies_where_nt_tib_puts_it(bid):
+    arch = bid[1]
+    m, app, t = fiber_machine(arch)
+    km = bind(m, build(bid))
+    teb = km.teb[id(t)]
+    address = m.convert_thread_to_fiber(t)
+    ptr = km.build.pointer_size
+    assert address < 1 << (8 * ptr)  # a 32-bit Windows gives 32-bit fiber addresses
+    at = {"x86": 0x10, "x64": 0x20}[arch]
+    raw = km.space.read(teb.address + at, ptr, process=teb)
+    assert int.from_bytes(raw, "little") == address == teb.field("NtTib.FiberData").value
+    self_at = {"x86": 0x18, "x64": 0x30}[arch]
+    raw = km.space.read(teb.address + self_at, ptr, process=teb)
+    assert int.from_bytes(raw, "little") == teb.address
+    assert teb.field("NtTib").size == NT_TIB_SIZE[arch]
+    m.create_fiber(t, "worker", [P.cpu(ms(1))])
+    assert m.switch_to_fiber(t, "worker")
+    raw = km.space.read(teb.address + at, ptr, process=teb)
+    assert int.from_bytes(raw, "little") == address + 0x100  # the next fiber of the process
+    assert teb.problems() == []
+
+
+def test_x86_fiber_addresses_are_32_bit():
+    m, app, t = fiber_machine("x86")
+    assert m.convert_thread_to_fiber(t) == 0x01F0_0000
+    assert m.create_fiber(t, "worker", [P.cpu(ms(1))]) == 0x01F0_0100
+
+
+def test_a_64_bit_fiber_address_is_not_cut_to_fit_an_x86_build():
+    m, app, t = fiber_machine("x64")
+    km = bind(m, build(XP))  # an x64 machine shown as a 32-bit build
+    teb = km.teb[id(t)]
+    m.convert_thread_to_fiber(t)
+    assert teb.field("HasFiberData").value == 1
+    assert fiber_data(teb) == (False, 0) and teb.problems() == []
+
+
+@pytest.mark.parametrize("bid", [XP, WIN11_24H2])
+def test_dt_text_shows_the_nt_tib_fields(bid):
+    arch = bid[1]
+    b = build(bid)
+    p = "Ptr64" if arch == "x64" else "Ptr32"
+    o = (lambda i: i * 8) if arch == "x64" else (lambda i: i * 4)
+    lines = format_dt(b, "_TEB", depth=1).splitlines()
+    assert lines[1:10] == [
+        "   +0x000 NtTib            : _NT_TIB",
+        f"      +0x000 ExceptionList    : {p} _EXCEPTION_REGISTRATION_RECORD",
+        f"      +0x{o(1):03x} StackBase        : {p} Void",
+        f"      +0x{o(2):03x} StackLimit       : {p} Void",
+        f"      +0x{o(3):03x} SubSystemTib     : {p} Void",
+        f"      +0x{o(4):03x} FiberData        : {p} Void",
+        f"      +0x{o(4):03x} Version          : Uint4B",
+        f"      +0x{o(5):03x} ArbitraryUserPointer : {p} Void",
+        f"      +0x{o(6):03x} Self             : {p} _NT_TIB",
+    ]
+    assert lines[10] == f"   +0x{NT_TIB_SIZE[arch]:03x} EnvironmentPointer : {p} Void"
+    # the values as the object view shows them
+    m, app, t = fiber_machine(arch)
+    km = bind(m, b)
+    teb = km.teb[id(t)]
+    address = m.convert_thread_to_fiber(t)
+    assert teb.field("NtTib.FiberData").display == format_address(address, arch)
+    assert teb.field("NtTib.Self").display == format_address(teb.address, arch)
+
+
+def test_nt_tib_supplement_fits_every_shipped_teb():
+    """Every build's _TEB/_TEB32 leaves NtTib exactly the room the supplement's
+    _NT_TIB/_NT_TIB32 takes on that architecture (measured to the next member, not by
+    the supplement's own size)."""
+    supplement = json.loads(resource_path(SUPPLEMENT_FILE).read_text(encoding="utf-8"))
+    checked = 0
+    for b in catalogue().builds:
+        own = supplement["structs"][b.arch]
+        assert own["_NT_TIB"][0] == NT_TIB_SIZE[b.arch] and own["_NT_TIB32"][0] == 0x1C
+        assert b.supplemented == {"_NT_TIB", "_NT_TIB32"}  # no build's own data has them
+        assert b.struct_source("_NT_TIB") != b.source and b.struct_source("_TEB") == b.source
+        for teb, tib in (("_TEB", "_NT_TIB"), ("_TEB32", "_NT_TIB32")):
+            if not b.has_struct(teb):
+                continue
+            layout = b.struct(teb)
+            member = layout.member("NtTib")
+            following = min(m.offset for m in layout.top_level if m.offset > member.offset)
+            room = following - member.offset
+            assert (member.offset, member.type.name, room) == (0, tib, own[tib][0]), (b.label, teb)
+            checked += 1
+    assert checked >= 100
+
+
+def test_a_build_own_layout_wins_over_the_supplement():
+    supplement = {"source": "winnt.h", "structs": {"x64": {
+        "_NT_TIB": [0x38, "struct", [["Self", 0x30, "Ptr _NT_TIB", None, None, ""]]],
+        "_NT_TIB32": [0x1C, "struct", [["Self", 0x18, "Uint4B", None, None, ""]]]}}}
+    own = [0x40, "struct", [["Self", 0x38, "Ptr _NT_TIB", None, None, ""]]]
+    data = {"structs": [own], "builds": [
+        {"id": "10.0.1.1", "arch": "x64", "name": "test", "source": "own data",
+         "source_format": "", "licence": "", "bit_positions": "exact", "pdb_guid": None,
+         "pdb_age": None, "notes": "", "structs": {"_NT_TIB": 0}}]}
+    b = Catalogue(data, supplement).builds[0]
+    assert b.struct("_NT_TIB").size == 0x40 and b.struct_source("_NT_TIB") == "own data"
+    assert b.supplemented == {"_NT_TIB32"} and b.struct_source("_nt_tib32") == "winnt.h"
+    assert Catalogue(data).builds[0].struct_names == ["_NT_TIB"]  # no supplement given
 
 
 def test_xp_teb_has_fiber_data_byte(machine):

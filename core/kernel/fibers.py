@@ -31,6 +31,10 @@ Choices where the sources are silent or the real behaviour is a crash:
   the thread.  Fibers not selected live on (another thread may still switch to them)
   until DeleteFiber or the end of the process, and keep their FLS values until
   DeleteFiber or FlsFree.
+- A fiber's address (what CreateFiber returns, GetCurrentFiber and TEB NtTib.FiberData
+  give) comes from a per-process range, 0x100 apart: 0x1F0`00000000 up on 64-bit
+  Windows, 0x01F00000 up on 32-bit Windows (`windows_arch` "x86"), where a pointer
+  has 32 bits.
 - FlsFree visits the process's FLS blocks in the order they got their first value
   (ReactOS keeps them on Peb->FlsListHead in that order).
 - FLS_MAXIMUM_AVAILABLE is `Machine.fls_maximum` (default 128, phnt headers; 4080 per
@@ -58,6 +62,7 @@ FLS_OUT_OF_INDEXES = 0xFFFFFFFF  # FlsAlloc's failure value (§7.6)
 DEFAULT_FLS_MAXIMUM = 128  # FLS_MAXIMUM_AVAILABLE in phnt / older SDK headers (§7.6)
 DEFAULT_STACK_RESERVE = 1 << 20  # stack size 0: the executable's default, 1 MB (§7.3)
 FIBER_HEAP_BASE = 0x0000_01F0_0000_0000  # where a process's fiber structures are allocated
+FIBER_HEAP_BASE_X86 = 0x01F0_0000  # the same, below 4 GB, for 32-bit Windows
 FIBER_HEAP_STEP = 0x100
 POINTER_LIMIT = 1 << 64  # FLS values and fiber parameters are pointers (PVOID)
 
@@ -75,10 +80,10 @@ class _ProcessFibers:
     __slots__ = ("by_name", "by_address", "next_address", "fls_names", "fls_free",
                  "fls_next", "fls_silent", "fls_blocks")
 
-    def __init__(self) -> None:
+    def __init__(self, heap_base: int = FIBER_HEAP_BASE) -> None:
         self.by_name: dict[str, Fiber] = {}  # live fibers by (most recent) name
         self.by_address: dict[int, Fiber] = {}  # every live fiber, in creation order
-        self.next_address = FIBER_HEAP_BASE
+        self.next_address = heap_base
         self.fls_names: dict[str, int] = {}  # slot name -> index of its latest FlsAlloc
         self.fls_free: list[int] = []  # freed indexes below fls_next (a min-heap)
         self.fls_next = 1  # lowest index never handed out; ReactOS never hands out 0
@@ -97,7 +102,10 @@ class FiberOps:
             tables = self._fiber_tables = {}
         table = tables.get(proc.pid)  # the machine never reuses a CID
         if table is None:
-            table = tables[proc.pid] = _ProcessFibers()
+            # a fiber address is a pointer: 32-bit Windows allocates it below 4 GB
+            x86 = str(self.windows_arch).lower() == "x86"
+            base = FIBER_HEAP_BASE_X86 if x86 else FIBER_HEAP_BASE
+            table = tables[proc.pid] = _ProcessFibers(base)
         return table
 
     def _fiber_caller(self, t) -> None:

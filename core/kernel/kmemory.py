@@ -17,8 +17,8 @@ EPROCESS leaves ActiveProcessLinks only when the object is deleted).
 
 Members the simulation has no value for (StartAddress, WaitListEntry, the PEB's loader
 data; Token and ObjectTable, whose _TOKEN and _HANDLE_TABLE layouts are not shipped; the
-job's locks, I/O counters, completion port and CPU rate control; the TEB's
-NtTib.FiberData and FlsData, see _teb_values) stay unset and read as "not modelled";
+job's locks, I/O counters, completion port and CPU rate control; the TEB's stack bounds,
+exception list and FlsData, see _teb_values) stay unset and read as "not modelled";
 members a build lacks are skipped.  A fiber's own context (parameter, stack, FLS) lives
 in user memory behind the fiber address, with no shipped layout: `fiber_info` gives it.
 Shapes that change across builds (Affinity: ULONG_PTR, _KAFFINITY_EX, _GROUP_AFFINITY
@@ -32,6 +32,7 @@ from datetime import timedelta
 
 from core.layouts import Build
 from core.memory import AddressSpace, KObject
+from core.values import Ref
 
 from .constants import (
     CYCLES_PER_NS,
@@ -281,6 +282,7 @@ class KernelMemory:
                                      "ProcessEnvironmentBlock": peb},
                             label=f"TEB {t.tid}", process=proc,
                             provider=lambda: self._teb_values(t))
+            teb.set("NtTib.Self", Ref(teb, "NtTib"))  # NtCurrentTeb reads it: the TEB itself
             obj.set("Tcb.Teb", teb)
             self.teb[id(t)] = teb
         else:
@@ -412,19 +414,40 @@ class KernelMemory:
         if job.parent is not None:
             # a nested job's RootJob is the top of its chain.  Whether a top-level job's
             # RootJob is NULL or itself, and NestingDepth's base (0 or 1), no source at
-            # hand says: both stay not modelled rather than guessed.
+            # hand says (searched: Microsoft's Nested Jobs page, Geoff Chappell's EJOB
+            # study, public ReactOS and WRK job code; none gives it): both stay not
+            # modelled rather than guessed.
             values["RootJob"] = self.ejob.get(id(list(job.chain())[-1]))
         return values
 
     def _teb_values(self, t) -> dict:
-        """TEB members that change as the thread's fibers switch (§7.2).
+        """TEB members that change as the thread's fibers switch (§7.2, §7.5), read from
+        the kernel state whenever the TEB's bytes are made, so they change exactly when
+        ConvertThreadToFiber, SwitchToFiber, ConvertFiberToThread or a DeleteFiber that
+        ends the thread changes it.
 
         HasFiberData (IsThreadAFiber) is set by ConvertThreadToFiber and cleared by
-        ConvertFiberToThread.  NtTib.FiberData (GetCurrentFiber, §7.5) stays not modelled:
-        no shipped build has an _NT_TIB layout, so NtTib is opaque and its FiberData cannot
-        be written alone.  FlsData points at an FLS data block, which has no shipped
-        layout either: not modelled rather than an address with nothing behind it."""
-        return {"HasFiberData": 1 if t.fiber is not None else 0}
+        ConvertFiberToThread.  NtTib (_NT_TIB, from the layout supplement where a build's
+        data lacks it) holds FiberData, GetCurrentFiber's value: the selected fiber's
+        address, written by ConvertThreadToFiber and SwitchToFiber (ReactOS fiber.c).
+        While the thread is not a fiber it is not modelled: the union then holds Version,
+        whose value no source at hand gives, and the NULL ConvertFiberToThread writes
+        there is not told apart from it.  A fiber address wider than the shown build's
+        pointers (a 64-bit machine shown as an x86 build) is not modelled rather than cut.
+        NtTib.Self is the TEB's own address (set once, in _add_thread).  StackBase and
+        StackLimit, which SwitchToFiber loads from the fiber, are not modelled: KOI keeps
+        the stack sizes asked for, never a stack's addresses; ExceptionList, SubSystemTib
+        and ArbitraryUserPointer are not modelled either.
+
+        FlsData points at the FLS data block (RTL_FLS_DATA) that FlsAlloc/FlsSetValue
+        allocate on the process heap apart from the fiber (ReactOS fiber.c).  KOI keeps
+        FLS values as values (`fiber_info`), with no block in the simulated memory and no
+        shipped layout for one: not modelled rather than an address with nothing behind it."""
+        fiber = t.fiber
+        values = {"HasFiberData": 1 if fiber is not None else 0}
+        if fiber is not None and fiber.address < 1 << (8 * self.build.pointer_size):
+            values["NtTib.FiberData"] = fiber.address
+        return values
 
     def _thread_values(self, t) -> dict:
         m = self.m

@@ -110,7 +110,8 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
     fls_maximum : FLS_MAXIMUM_AVAILABLE, 128 (phnt and older SDK headers, default) or
         4080 (newer SDK headers) (§7.6).
     windows_build, windows_arch : the Windows the machine is: decides where UMS exists
-        (§7.7) (memory layouts are chosen separately, kmemory.bind).
+        (§7.7) and, for "x86", that fiber addresses are 32-bit pointers (memory layouts
+        are chosen separately, kmemory.bind).
     ppl_dominance : how a protected caller's signer dominates a protected target's:
         "windows-internals" or "system-informer" (handles.py, §9.3).
     ppl_unkillable : whether Antimalware/Lsa/WinTcb PPLs deny PROCESS_TERMINATE to
