@@ -355,10 +355,16 @@ class LayoutBrowser(QWidget):
         if build.has_struct(self._type):
             self.model.set_layout(build, self._type)
             layout = self.model.layout
+            # a supplementary layout is not from this build's symbols: say where it is from
+            source = build.struct_source(layout.name)
+            supplemented = source != build.source
             self._title.setText(
                 f"<b style='font-family:monospace'>nt!{layout.name}</b>&nbsp;&nbsp;"
                 f"{layout.kind}, 0x{layout.size:x} ({layout.size}) bytes, "
-                f"{len(layout.top_level)} members &nbsp;·&nbsp; {build_title(build)}")
+                f"{len(layout.top_level)} members &nbsp;·&nbsp; {build_title(build)}"
+                + (" &nbsp;·&nbsp; <i>supplementary layout</i>" if supplemented else ""))
+            self._title.setToolTip(f"Not in this build's layout data; laid out from {source}"
+                                   if supplemented else "")
             self._fit_member_column(layout)
             self._stack.setCurrentWidget(self._tree)
             self._legend.setVisible(_reaches_flagged_member(build, layout))

@@ -330,3 +330,13 @@ def test_copy_as_dt_keyboard_shortcut(browser, qtbot):
     qtbot.keyClick(browser.tree, Qt.Key.Key_C,
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert QGuiApplication.clipboard().text() == format_dt(build(WIN10), "_EPROCESS")
+
+
+def test_a_supplementary_layout_says_where_it_comes_from(browser):
+    title = browser.findChild(QLabel, "type_title")
+    browser.show_type("_EPROCESS")
+    assert "supplementary" not in title.text() and title.toolTip() == ""
+    browser.show_type("_NT_TIB")  # no build's own data has it: winnt.h lays it out
+    assert browser.tree.model().layout.name == "_NT_TIB"
+    assert "supplementary layout" in title.text()
+    assert "winnt.h" in title.toolTip()
