@@ -12,11 +12,16 @@ fiber, not the thread (§7.6).
 Both tables are `KeyedTableModel`s refreshed by keyed diff; a fiber is keyed by its
 thread's identity, its address and its name, so showing another thread removes and
 inserts rows instead of resetting. A live source cannot see fibers (``fibers`` is None).
+
+The fiber table's context menu holds the actions it is given (`add_context_actions`: the
+main window's Fiber actions); `chosen_address` is the fiber row the user picked, and
+`shown` is emitted whenever the view shows another thread or state.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from core.units import format_size
@@ -105,6 +110,13 @@ def fiber_rows(thread_key: tuple, thread: dict) -> list[TableRow]:
     return rows
 
 
+def process_fibers(process) -> list:
+    """The live fibers of a simulated process (kernel Fiber objects), by the thread that
+    made them.  A fiber outlives the thread that created it until DeleteFiber or the end
+    of the process (§7.3), so the lists of exited threads count too."""
+    return [f for t in process.threads for f in t.fibers if not f.deleted]
+
+
 def _find_thread(state: dict, pid: int, tid: int) -> dict | None:
     found = None
     for p in state.get("processes") or ():
@@ -118,6 +130,8 @@ def _find_thread(state: dict, pid: int, tid: int) -> dict | None:
 class FiberView(QWidget):
     """The fibers of one thread (`set_thread`), from the state documents given to
     `update_state`."""
+
+    shown = Signal()  # another thread or state is shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -134,6 +148,7 @@ class FiberView(QWidget):
         self.fls_model = KeyedTableModel(FLS_COLUMNS, self)
         self.table = make_table(self.model, "fiber_table")
         self.fls_table = make_table(self.fls_model, "fls_table")
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.fls_title = QLabel("")
         self.fls_title.setObjectName("fls_title")
         fls_box = QWidget()
@@ -188,6 +203,16 @@ class FiberView(QWidget):
         self.table.setCurrentIndex(self.model.index(row, 0))
         return True
 
+    def chosen_address(self) -> int | None:
+        """The address of the fiber whose row the user picked (None: no row picked)."""
+        row = self.model.row_at(self.table.currentIndex().row())
+        address = None if row is None else row.key[-2]  # keys end (address, name)
+        return address if type(address) is int else None
+
+    def add_context_actions(self, actions: tuple[QAction, ...]) -> None:
+        """Put `actions` in the fiber table's context menu."""
+        self.table.addActions(list(actions))
+
     # ---- Internals
 
     def _show(self) -> None:
@@ -217,6 +242,7 @@ class FiberView(QWidget):
         self.title.setText(title)
         self.model.set_rows(rows)
         self._show_fls()
+        self.shown.emit()
 
     def _show_fls(self) -> None:
         thread = self._thread

@@ -26,12 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from core import __version__
-from core.kernel.constants import CYCLES_PER_NS
+from core.kernel.constants import CYCLES_PER_NS, TERMINATED
 from core.layouts import Build, Catalogue, catalogue
 from core.scenario import ScenarioError
 from core.units import format_duration
 from inspector.event_log import EventLogView
-from inspector.fiber_view import FiberView
+from inspector.fiber_view import FiberView, pointer_text, process_fibers
 from inspector.fields_view import FieldsView
 from inspector.job_view import JobLimitsDialog, JobRequest, JobView
 from inspector.layout_browser import LayoutBrowser
@@ -115,6 +115,20 @@ class Dialogs:
         """The Create Job / Set Job Limits form; `current` is the job's state entry."""
         return self._request(JobLimitsDialog(self.parent, title=title, jobs=jobs,
                                              initial=current, create=create))
+
+    def convert_fiber_form(self, title: str) -> object | None:
+        """The Convert Thread to Fiber form; its ConvertRequest, or None if cancelled."""
+        from inspector.fiber_dialog import ConvertFiberDialog
+
+        return self._request(ConvertFiberDialog(self.parent, title=title))
+
+    def fiber_form(self, thread, objects) -> object | None:
+        """The Create Fiber form for `thread`'s process; its FiberRequest, or None."""
+        from inspector.fiber_dialog import CreateFiberDialog
+
+        return self._request(CreateFiberDialog(
+            thread, self.parent, objects=objects,
+            title=f"Create Fiber (thread {thread.tid} of {thread.process.name})"))
 
     @staticmethod
     def _request(dialog):
@@ -307,6 +321,29 @@ class MainWindow(QMainWindow):
         self.create_process_action = A("&Create Process...", "create_process",
                                        self.create_process)
         self.create_thread_action = A("Create &Thread...", "create_thread", self.create_thread)
+        # fibers: the Fibers dock's thread makes the call, as its own program would (§7)
+        self.convert_fiber_action = A("&Convert Thread to Fiber...", "convert_thread_to_fiber",
+                                      self.convert_thread_to_fiber,
+                                      tip="ConvertThreadToFiberEx: the thread becomes its "
+                                          "first fiber, named after it")
+        self.create_fiber_action = A("C&reate Fiber...", "create_fiber", self.create_fiber,
+                                     tip="CreateFiberEx: a fiber of the thread's process that "
+                                         "first runs when switched to")
+        self.switch_fiber_action = A("&Switch to Fiber", "switch_to_fiber",
+                                     self.switch_to_fiber,
+                                     tip="SwitchToFiber to the fiber chosen in the Fibers dock "
+                                         "(else pick one); between the thread's steps, not "
+                                         "inside a CPU step")
+        self.delete_fiber_action = A("&Delete Fiber...", "delete_fiber", self.delete_fiber,
+                                     tip="DeleteFiber; deleting the running fiber ends the "
+                                         "thread (ExitThread(1))")
+        self.fiber_to_thread_action = A("Convert Fiber to &Thread", "convert_fiber_to_thread",
+                                        self.convert_fiber_to_thread,
+                                        tip="ConvertFiberToThread: the thread goes on with its "
+                                            "code and its FLS")
+        self.fiber_actions = (self.convert_fiber_action, self.create_fiber_action,
+                              self.switch_fiber_action, self.delete_fiber_action,
+                              self.fiber_to_thread_action)
         # jobs (simulated machines only)
         self.create_job_action = A("&Create Job...", "create_job", self.create_job,
                                    tip="CreateJobObject, nested or not, with its limits")
@@ -425,6 +462,12 @@ class MainWindow(QMainWindow):
                     self.set_ideal_action, self.suspend_action, self.resume_action,
                     self.terminate_thread_action, self.raise_exception_action):
             thread_menu.addAction(act)
+        thread_menu.addSeparator()
+        fiber_menu = thread_menu.addMenu("Fi&ber")
+        fiber_menu.setObjectName("fiber_menu")
+        for act in self.fiber_actions:
+            fiber_menu.addAction(act)
+        self.fibers.add_context_actions(self.fiber_actions)
         job_menu = bar.addMenu("&Job")
         for act in self.job_actions:
             job_menu.addAction(act)
@@ -515,6 +558,7 @@ class MainWindow(QMainWindow):
         self.event_log.objectActivated.connect(self._on_event_object)
         self.jobs.processActivated.connect(self._on_job_process)
         self.jobs.jobSelected.connect(self._on_job_selected)
+        self.fibers.shown.connect(self._update_fiber_actions)
         self.browser.sig_build_changed.connect(self._on_build_changed)
         self.browser.sig_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.object_view.objectActivated.connect(self._on_object_followed)
@@ -697,6 +741,7 @@ class MainWindow(QMainWindow):
         self.replay_toolbar.setVisible(session)
         self.live_toolbar.setVisible(live)
         self._update_job_actions()
+        self._update_fiber_actions()
         running = {SIMULATION: self.sim, SESSION: self.replay, LIVE: self.live}[self.mode]
         self._show_running(running.running)
         tips = {SIMULATION: "Run or pause the simulation (F5)",
@@ -1170,6 +1215,131 @@ class MainWindow(QMainWindow):
         self.sim.memory.sync()
         self.refresh()
         self.select_thread(p.pid, t.tid)
+
+    # ------------------------------------------------------------------ fibers
+    def _fiber_thread(self):
+        """The thread the Fiber actions act on: the one whose fibers the Fibers dock shows
+        (the selected thread), while it can call the fiber API: alive, with a user mode
+        (a TEB; threads of the kernel and of minimal and pico processes have none)."""
+        m, memory, tid = self.sim.machine, self.sim.memory, self.fibers.tid
+        if self.mode != SIMULATION or m is None or memory is None or tid is None:
+            return None
+        t = m.threads.get(tid)
+        if (t is None or t.pid != self.fibers.pid or t.state == TERMINATED
+                or id(t) not in memory.teb):
+            return None
+        return t
+
+    @staticmethod
+    def _fiber_targets(t, deleting: bool) -> list:
+        """The fibers of t's process that t may switch to, or delete (then its running
+        fiber too): never one another thread runs (a crash on Windows, refused here)."""
+        return [f for f in process_fibers(t.process)
+                if f.thread is None or (deleting and f.thread is t)]
+
+    def _update_fiber_actions(self) -> None:
+        """Each fiber call is offered only where the kernel takes it from the thread."""
+        t = self._fiber_thread()
+        is_fiber = t is not None and t.fiber is not None
+        self.convert_fiber_action.setEnabled(t is not None and not is_fiber)
+        self.create_fiber_action.setEnabled(t is not None)
+        # SwitchToFiber runs between the thread's steps, never inside a CPU step
+        self.switch_fiber_action.setEnabled(is_fiber and t.step_rem <= 0
+                                            and bool(self._fiber_targets(t, False)))
+        self.delete_fiber_action.setEnabled(t is not None and bool(self._fiber_targets(t, True)))
+        self.fiber_to_thread_action.setEnabled(is_fiber)
+
+    def _pick_fiber(self, t, title: str, fibers: list, ask: bool):
+        """The fiber chosen in the Fibers dock if it is one of `fibers` (unless `ask`),
+        else the one the user picks from them (None: cancelled, or none to pick)."""
+        labels = {}
+        for f in fibers:
+            label = f"{f.name} at {pointer_text(f.address)}"
+            if f.owner is not t:
+                label += f", made by thread {f.owner.tid}"
+            if f.thread is t:
+                label += " (running: deleting it ends the thread)"
+            labels[label] = f
+        chosen = self.fibers.chosen_address()
+        current = next((label for label, f in labels.items() if f.address == chosen), None)
+        if current is not None and not ask:
+            return labels[current]
+        if not labels:
+            self.dialogs.error(title, f"No fiber of {t.process.name} is left to choose from.")
+            return None
+        label = self.dialogs.choose(title, f"Fiber for thread {t.tid} ({t.name or 'unnamed'}):",
+                                    tuple(labels), current or next(iter(labels)))
+        return labels.get(label)
+
+    def _fiber_call(self, op: str, call) -> bool:
+        """Make one fiber call as the thread; a refusal is shown with its Windows error
+        name, a call the simulation cannot make now (the thread inside a CPU step, or
+        gone meanwhile) with the kernel's reason."""
+        from core.kernel import KernelError
+
+        m = self.sim.machine
+        try:
+            ok = bool(call())
+        except KernelError as exc:
+            self.dialogs.error(op, f"{op}: {exc}")
+            self.refresh()
+            return False
+        m.dispatch()  # DeleteFiber of the running fiber ends the thread
+        self.sim.memory.sync()
+        self._report_last_error(ok, op)
+        return ok
+
+    def convert_thread_to_fiber(self) -> None:
+        t = self._need(self._fiber_thread())
+        if t is None:
+            return
+        request = self.dialogs.convert_fiber_form(f"Convert Thread {t.tid} to Fiber")
+        if request is not None:
+            m = self.sim.machine
+            self._fiber_call("ConvertThreadToFiberEx", lambda: m.convert_thread_to_fiber(
+                t, request.parameter, request.flags) is not None)
+
+    def create_fiber(self) -> None:
+        t = self._need(self._fiber_thread())
+        if t is None:
+            return
+        objects = self.sim.run.objects
+        request = self.dialogs.fiber_form(t, objects)
+        if request is None:
+            return
+        from inspector.process_dialog import kernel_program
+
+        try:
+            steps = kernel_program(request.program, objects)
+        except ValueError as exc:
+            self.dialogs.error("Create Fiber", str(exc))
+            return
+        m = self.sim.machine
+        if self._fiber_call("CreateFiberEx", lambda: m.create_fiber(
+                t, request.name, steps, request.parameter, request.stack_reserve) is not None):
+            self.fibers.choose_fiber(request.name)
+
+    def switch_to_fiber(self) -> None:
+        t = self._need(self._fiber_thread())
+        if t is None:
+            return
+        fiber = self._pick_fiber(t, "Switch to Fiber", self._fiber_targets(t, False), ask=False)
+        if fiber is not None:
+            self._fiber_call("SwitchToFiber", lambda: self.sim.machine.switch_to_fiber(t, fiber))
+
+    def delete_fiber(self) -> None:
+        t = self._need(self._fiber_thread())
+        if t is None:
+            return
+        fiber = self._pick_fiber(t, "Delete Fiber", self._fiber_targets(t, True), ask=True)
+        if fiber is not None:
+            self._fiber_call("DeleteFiber", lambda: self.sim.machine.delete_fiber(t, fiber))
+
+    def convert_fiber_to_thread(self) -> None:
+        t = self._need(self._fiber_thread())
+        if t is not None:
+            self._fiber_call("ConvertFiberToThread",
+                             lambda: self.sim.machine.convert_fiber_to_thread(t))
 
     # ------------------------------------------------------------------ jobs
     def _update_job_actions(self) -> None:
