@@ -10,10 +10,18 @@ Choices where the sources are silent (docs/kernel.md lists them):
 - Time limits are checked at every clock tick while a job has one (the documentation
   says "periodically", §6.4); `job_time_check_ns` changes the period.
 - CPU rates are enforced per scheduling interval, `cpu_rate_interval_ns` (100 ms by
-  default; Windows does not document its length, §6.13).  A hard cap or MaxRate is
-  checked at every tick and when the budget would run out at the current rate.
-  A weight is a share among the weight-based sibling jobs that have work; MinRate
-  reservations are validated and shown but not modelled.
+  default; Windows does not document its length, §6.13).  Rates are checked at every
+  tick, when set, when a process joins, and at the earliest moment a budget could run
+  out (all the job's threads running), so a cap is never exceeded (a thread created
+  between two checks can run past it until the next one).  Checks are at least 1/1000
+  of the interval apart; a budget with less than that per CPU left is given up.  A
+  weight is a share among the weight-based sibling jobs that have work.
+- MinRate is a model (Windows does not document the mechanism): a job with work
+  reserves its share of each interval; while the rest of the interval (of the parent's
+  allocation, when nested) is needed for the outstanding reservations, the other
+  rate-controlled jobs under the same rate-controlled ancestor yield in WrCpuRateControl
+  until the reservations are met or the interval ends.  Threads in no rate-controlled
+  job never yield, so they can take reserved time (`_rate_reservations`).
 - A process that breaks a limit is terminated with ERROR_NOT_ENOUGH_QUOTA (1816, the
   code observed in sandboxes, §6.4); kill-on-close uses exit status 0 (ReactOS, §6.11).
 - An unhandled exception (`raise_unhandled_exception`) ends its process at once: the
@@ -72,12 +80,20 @@ from .objects import Job, mask_to_list
 
 DEFAULT_JOB_TIME_CHECK_NS = None  # None: every clock tick
 DEFAULT_CPU_RATE_INTERVAL_NS = 100_000_000
+# CPU rate checks are at least 1/1000 of the interval apart (0.1 ms by default), which
+# bounds how many there are; what is left below that per CPU is settled at once
+RATE_CHECK_DIVISIONS = 1000
 END_OF_JOB_TIME_ACTIONS = {"terminate": JOB_OBJECT_TERMINATE_AT_END_OF_JOB,
                            "post": JOB_OBJECT_POST_AT_END_OF_JOB}
 
 
 def _class_rank(cls: str) -> int:
     return CLASS_BASE_PRIORITY[cls]
+
+
+def _depth(job: Job | None) -> int:
+    """How deep `job` is nested: 0 at the top level, -1 for None (the whole machine)."""
+    return -1 if job is None else sum(1 for _ in job.chain()) - 1
 
 
 def is_abnormal_exit(code: int) -> bool:
@@ -98,8 +114,14 @@ class JobOps:
         self.job_time_check = (self.tick if job_time_check_ns is None
                                else int(job_time_check_ns) * CYCLES_PER_NS)
         self.cpu_rate_interval = int(cpu_rate_interval_ns) * CYCLES_PER_NS
+        self._rate_step = max(1, self.cpu_rate_interval // RATE_CHECK_DIVISIONS)
         self._job_tick_armed = False
         self._rate_interval_start = 0
+        self._rate_next: int | None = None  # when the next CPU rate check is due
+        self._rate_gen = 0  # tells a superseded scheduled check from the current one
+        # jobs held until the interval ends for using their budget (an ordered set); any
+        # other held job yields to MinRate reservations, re-decided at every check
+        self._rate_spent: dict[Job, None] = {}
 
     # ------------------------------------------------------------------ naming and lookups
     def job_name(self, job: Job) -> str:
@@ -270,6 +292,7 @@ class JobOps:
         if not given and not minmax:
             self._rate_unthrottle(job)
             job.cpu_rate = None
+            self._rate_check()  # what it reserved or held for others is free now
             return True
         flags = JOB_OBJECT_CPU_RATE_CONTROL_ENABLE
         if notify:
@@ -296,11 +319,11 @@ class JobOps:
             rate = {"mode": "min_max", "min_rate": lo, "max_rate": hi}
             flags |= JOB_OBJECT_CPU_RATE_CONTROL_MIN_MAX_RATE
         rate["control_flags"] = flags
-        self._rate_unthrottle(job)
         job.cpu_rate = rate
         self._arm_job_tick()
-        job.rate_mark = None
-        self._rate_used(job)  # its budget counts from now
+        job.rate_mark = None  # its budget counts from now
+        self._rate_spent.pop(job, None)  # the check decides whether it stays held
+        self._rate_check()
         return True
 
     # ------------------------------------------------------------------ effective limits
@@ -477,6 +500,8 @@ class JobOps:
         for j in new_jobs:
             if j.rate_held:  # joining a job held for its CPU rate: wait for the interval
                 self._rate_throttle_process(process)
+        if any(j.cpu_rate for j in process.jobs):
+            self._rate_check()  # its threads count from now on
         if any(j.limit_flags & (JOB_OBJECT_LIMIT_PROCESS_TIME | JOB_OBJECT_LIMIT_JOB_TIME)
                for j in process.jobs):
             self._arm_job_tick()
@@ -685,15 +710,12 @@ class JobOps:
                 self._check_job_time(job)
             if job.cpu_rate:
                 active = True
-        wake = self._rate_tick() if any(j.cpu_rate for j in self.jobs) else None
         if not active:
             self._job_tick_armed = False
             return
+        self._rate_check()
         step = self.job_time_check
-        when = (self.now // step + 1) * step
-        if wake is not None and self.now < wake < when:
-            when = wake
-        self._push(when, EV_CALL, self._job_tick, ())
+        self._push((self.now // step + 1) * step, EV_CALL, self._job_tick, ())
 
     def _check_process_time(self, job: Job) -> None:
         limit = self._effective_min(job, JOB_OBJECT_LIMIT_PROCESS_TIME, "per_process_user_time")
@@ -726,28 +748,70 @@ class JobOps:
         if job.waiters:
             self._signal(job, 0)
 
+    # CPU rate control (§6.13).  A check (`_rate_tick`) runs at every clock tick, when a
+    # rate is set or a process joins a rate-controlled job, and at the wake time the last
+    # check computed: the earliest moment a budget could run out or a reservation could
+    # need the rest of the interval, assuming the fastest progress (all of a job's threads
+    # running, or every CPU busy).  Wakes are at least a step (`RATE_CHECK_DIVISIONS`)
+    # apart; less than a step per CPU of a budget is given up rather than watched.
+
+    def _rate_check(self) -> None:
+        """Check the CPU rates now and schedule the next check it asks for."""
+        if not any(j.cpu_rate for j in self.jobs):
+            return
+        wake = self._rate_tick()
+        if self._rate_next is None or wake < self._rate_next:
+            self._rate_next = wake
+            self._rate_gen += 1  # the check scheduled before is superseded
+            self._push(wake, EV_CALL, self._rate_wake, (self._rate_gen,))
+
+    def _rate_wake(self, gen: int) -> None:
+        if gen != self._rate_gen:
+            return
+        self._rate_next = None
+        self._rate_check()
+
+    def _rate_parent(self, job: Job) -> Job | None:
+        """The nearest rate-controlled ancestor, whose allocation the job's rates are
+        fractions of (§6.13); None: the whole machine."""
+        for j in job.chain():
+            if j is not job and j.cpu_rate:
+                return j
+        return None
+
+    def _rate_allocation(self, job: Job) -> int:
+        """Cycles per interval that the job's rates are fractions of."""
+        parent = self._rate_parent(job)
+        if parent is not None:
+            budget = self._rate_budget(parent)
+            if budget is not None:
+                return budget
+        return self.cpu_rate_interval * self.ncpu
+
     def _rate_budget(self, job: Job) -> int | None:
         """Cycles the job may run in one interval; None: no cap right now."""
         rate = job.cpu_rate
         if rate is None:
             return None
-        full = self.cpu_rate_interval * self.ncpu
-        parent = next((j for j in job.chain() if j is not job and j.cpu_rate), None)
-        if parent is not None:  # rates are fractions of the parent's allocation (§6.13)
-            pb = self._rate_budget(parent)
-            if pb is not None:
-                full = pb
         mode = rate["mode"]
         if mode == "hard_cap":
-            return full * rate["rate"] // 10000
+            return self._rate_allocation(job) * rate["rate"] // 10000
         if mode == "min_max":
-            return full * rate["max_rate"] // 10000
+            return self._rate_allocation(job) * rate["max_rate"] // 10000
         # weight: a share among the weight-based sibling jobs that have work
         rivals = [j for j in self.jobs if j.cpu_rate and j.cpu_rate["mode"] == "weight"
                   and j.parent is job.parent and self._job_has_work(j)]
         if job not in rivals or len(rivals) < 2:
             return None
-        return full * rate["weight"] // sum(j.cpu_rate["weight"] for j in rivals)
+        return self._rate_allocation(job) * rate["weight"] // sum(
+            j.cpu_rate["weight"] for j in rivals)
+
+    def _rate_reserved(self, job: Job) -> int:
+        """Cycles the job's MinRate reserves in one interval (0: none)."""
+        rate = job.cpu_rate
+        if not rate or not rate.get("min_rate"):
+            return 0
+        return self._rate_allocation(job) * rate["min_rate"] // 10000
 
     def _job_has_work(self, job: Job) -> bool:
         for p in job.members:
@@ -759,45 +823,120 @@ class JobOps:
                     return True
         return False
 
-    def _rate_tick(self) -> int | None:
-        """Throttle jobs over their interval budget; release them when the interval
-        ends.  Returns when to check again (the budget running out at this rate)."""
-        now = self.now
-        interval_end = self._rate_interval_start + self.cpu_rate_interval
-        if now >= interval_end:
-            self._rate_interval_start = now - (now - self._rate_interval_start) % self.cpu_rate_interval
-            interval_end = self._rate_interval_start + self.cpu_rate_interval
-            for job in self.jobs:
-                if job.cpu_rate:
-                    self._rate_unthrottle(job)
-                    job.rate_mark = None
-                    self._rate_used(job)  # a new interval's budget counts from now
-        wake = interval_end
+    def _rate_usage(self) -> dict[Job, tuple[int, int]]:
+        """For each rate-controlled job, in one pass: (cycles its threads ran this interval,
+        the most CPUs they can occupy at once, i.e. how fast that can grow)."""
+        self._charge_all()
+        ncpu = self.ncpu
+        usage = {}
         for job in self.jobs:
-            if not job.cpu_rate or job.rate_held:
+            if not job.cpu_rate:
                 continue
-            used = self._rate_used(job)
+            total = threads = 0
+            for p in job.members:
+                base_user, base_kernel = job.baselines[id(p)]
+                total -= base_user + base_kernel
+                live = not p.exited
+                for t in p.threads:
+                    total += t.user + t.kernel
+                    if live and t.state != TERMINATED:
+                        threads += 1
+            if job.rate_mark is None:
+                job.rate_mark = total
+            usage[job] = (total - job.rate_mark, max(1, min(ncpu, threads)))
+        return usage
+
+    def _rate_tick(self) -> int:
+        """Decide which jobs are held now: those that used their budget, until the
+        interval ends, and those yielding to MinRate reservations.  Holds are applied
+        before releases, and a job is never released and held again in one check (the
+        dispatcher would keep a ready thread it outranks waiting).  Returns when to
+        check again."""
+        now = self.now
+        interval = self.cpu_rate_interval
+        interval_end = self._rate_interval_start + interval
+        if now >= interval_end:
+            self._rate_interval_start = now - (now - self._rate_interval_start) % interval
+            interval_end = self._rate_interval_start + interval
+            self._rate_spent.clear()
+            for job in self.jobs:
+                job.rate_mark = None  # a new interval's budget counts from now
+        usage = self._rate_usage()
+        spent = self._rate_spent
+        step = self._rate_step
+        runs_out = {}  # the earliest each budget could run out
+        for job, (used, fastest) in usage.items():
+            if job in spent:
+                continue
             budget = self._rate_budget(job)
             if budget is None:
                 continue
-            if used >= budget:
-                self._rate_throttle(job)
+            left = budget - used
+            if left < fastest * step:
+                spent[job] = None  # too little left to watch: the job is done
             else:
-                running = sum(1 for c in range(self.ncpu)
-                              if not self.running[c].is_idle and self.running[c].process.jobs
-                              and job in self.running[c].process.jobs)
-                if running:
-                    wake = min(wake, now + -(-(budget - used) // running))
+                runs_out[job] = now + left // fastest
+        yielders, wake = self._rate_reservations(interval_end, usage)
+        for job, when in runs_out.items():
+            if job not in yielders:
+                wake = min(wake, when)
+        for job in (*spent, *yielders):
+            if not job.rate_held:
+                self._rate_throttle(job)
+        for job in self.jobs:
+            if job.rate_held and job not in spent and job not in yielders:
+                self._rate_unthrottle(job)
         return wake
 
-    def _rate_used(self, job: Job) -> int:
-        """CPU cycles the job's threads ran since the interval began (the first look in
-        an interval sets the mark)."""
-        user, kernel = self.job_times(job)
-        total = user + kernel
-        if job.rate_mark is None:
-            job.rate_mark = total
-        return total - job.rate_mark
+    def _rate_reservations(self, interval_end: int,
+                           usage: dict[Job, tuple[int, int]]) -> tuple[dict, int]:
+        """MinRate (a model: Windows does not document the mechanism, §6.13).  A job with
+        work whose MinRate share of this interval is not used up yet has an outstanding
+        reservation.  Jobs compete within the allocation of their nearest rate-controlled
+        ancestor (the machine when none): when what is left of it in this interval is
+        needed for the outstanding reservations there, the other rate-controlled jobs
+        there (including those whose reservation is met) yield in WrCpuRateControl until
+        the reservations are met or the interval ends.  Threads in no rate-controlled job
+        never yield.  Returns (the jobs that must yield, when to check again)."""
+        now = self.now
+        ncpu = self.ncpu
+        step = self._rate_step
+        spent = self._rate_spent
+        wake = interval_end
+        groups: dict[Job | None, list[tuple[Job, int, int]]] = {}
+        for job, (used, fastest) in usage.items():
+            if job in spent:
+                continue  # held for its own budget: it cannot use a reservation
+            reserved = self._rate_reserved(job)
+            if reserved > used and self._job_has_work(job):
+                groups.setdefault(self._rate_parent(job), []).append(
+                    (job, reserved - used, fastest))
+        yielders: dict[Job, None] = {}
+        # outer allocations first, so that an inner one under a yielding job is skipped
+        for parent, reservers in sorted(groups.items(), key=lambda g: _depth(g[0])):
+            chain = list(parent.chain()) if parent is not None else []
+            if any(j in spent or j in yielders for j in chain):
+                continue  # everything there is held anyway
+            left = (interval_end - now) * ncpu
+            for j in chain:
+                budget = self._rate_budget(j)
+                if budget is not None:
+                    left = min(left, budget - usage[j][0])
+            # a met reservation is noticed up to a step late (below); keep room for that
+            margin = sum(fastest * step for _, _, fastest in reservers)
+            spare = left - sum(out for _, out, _ in reservers) - margin
+            if spare >= ncpu * step:
+                # what is left shrinks by at most ncpu cycles a cycle: check when it may not
+                wake = min(wake, now + spare // ncpu)
+                continue
+            holding = {j for j, _, _ in reservers}
+            for j in usage:
+                if j not in holding and self._rate_parent(j) is parent:
+                    yielders[j] = None
+            # the earliest a reservation can be met: that job has to yield then too
+            wake = min(wake, now + max(step, min(out // fastest
+                                                 for _, out, fastest in reservers)))
+        return yielders, wake
 
     def _rate_throttle(self, job: Job) -> None:
         job.rate_held = True
@@ -836,6 +975,7 @@ class JobOps:
         if not job.rate_held:
             return
         job.rate_held = False
+        self._rate_spent.pop(job, None)
         for p in job.members:
             if p.rate_throttled and not p.exited:
                 p.rate_throttled -= 1
