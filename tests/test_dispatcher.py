@@ -108,6 +108,22 @@ def test_standby_displaced_by_higher_goes_to_head():
     assert x.priority == 6
 
 
+
+def test_a_thread_queued_behind_a_withdrawn_standby_preempts():
+    # C takes the standby slot over A and B queues behind it; when C drops below A,
+    # B still outranks A and must not wait for A's quantum to end (§3.2)
+    m = Machine(cpus=1)
+    p = m.create_process("p")
+    a = busy(m, p, "A")
+    m.run_until(ms(1))
+    c = busy(m, p, "C", "highest")
+    b = busy(m, p, "B", "above_normal")
+    assert c.state_name == "Standby" and b.state_name == "Ready"
+    m.set_thread_priority(c, "lowest")
+    assert b.state_name == "Standby" and c.state_name == "Ready"
+    m.run_until(ms(2))
+    assert m.running[0] is b and a.state_name == "Ready"
+
 # ---- §3.9 processor selection -------------------------------------------------------
 def test_processor_selection_prefers_idle_ideal_then_previous():
     m = Machine(cpus=4)

@@ -678,7 +678,8 @@ class Dispatcher:
 
     def _unstandby(self, t) -> None:
         """Take t off CPU c's standby slot.  If c would go idle, it looks for ready work
-        queued elsewhere first (what an idle processor does, §3.7)."""
+        queued elsewhere first (what an idle processor does, §3.7); if a thread queued
+        behind t outranks the one running there, it takes the slot (§3.2)."""
         c = t.where
         self.standby[c] = None
         if self.running[c].is_idle:
@@ -687,6 +688,13 @@ class Dispatcher:
                 self.idle_mask |= 1 << c
             else:
                 self._set_standby(c, nxt)
+        elif self.summary[c] >> (self.running[c].priority + 1):
+            p = self.summary[c].bit_length() - 1
+            q = self.queues[c][p]
+            nxt = q.popleft()
+            if not q:
+                self.summary[c] &= ~(1 << p)
+            self._set_standby(c, nxt)
 
     # ------------------------------------------------------------------ exit
     def _exit_thread(self, t, code: int, terminated: bool = False) -> None:
