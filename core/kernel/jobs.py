@@ -11,9 +11,9 @@ Choices where the sources are silent (docs/kernel.md lists them):
   says "periodically", §6.4); `job_time_check_ns` changes the period.
 - CPU rates are enforced per scheduling interval, `cpu_rate_interval_ns` (100 ms by
   default; Windows does not document its length, §6.13).  Rates are checked at every
-  tick, when set, when a process joins, and at the earliest moment a budget could run
-  out (all the job's threads running), so a cap is never exceeded (a thread created
-  between two checks can run past it until the next one).  Checks are at least 1/1000
+  tick, when set, when a process joins or a thread is created in one of its
+  processes, and at the earliest moment a budget could run out (all the job's threads
+  running), so a cap is never exceeded.  Checks are at least 1/1000
   of the interval apart; a budget with less than that per CPU left is given up.  A
   weight is a share among the weight-based sibling jobs that have work.
 - MinRate is a model (Windows does not document the mechanism): a job with work

@@ -474,6 +474,8 @@ class Machine(Dispatcher, JobOps, FiberOps, HandleOps):
             t.wait_reason = Suspended
         else:
             self._ready(t)  # new threads get no boost and join the tail
+        if any(j.cpu_rate for j in process.jobs):
+            self._rate_check()  # one more thread can spend the job's budget faster
         return t
 
     def create_waiting_thread(self, process: Process, program, priority: str | int = "normal",
