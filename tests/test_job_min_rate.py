@@ -198,3 +198,20 @@ def test_property_reservations_are_met_and_max_rates_never_exceeded(cpus, specs)
                 assert u >= reserved, (job.name, u, reserved)
         assert sum(used) <= full
         m.check_invariants()
+
+
+def test_min_rates_add_up_within_the_allocation_they_share():
+    m, _ = machine()
+    # parents without a rate: their children's rates are fractions of the machine
+    p1, p2 = m.create_job("P1"), m.create_job("P2")
+    a, b = m.create_job("A", parent=p1), m.create_job("B", parent=p2)
+    assert m.set_job_cpu_rate(a, min_rate=6000, max_rate=10000)
+    assert not m.set_job_cpu_rate(b, min_rate=5000, max_rate=10000)  # 11000 of the machine
+    assert m.set_job_cpu_rate(b, min_rate=4000, max_rate=10000)
+    # under a rate-controlled parent the shares are of its allocation: 100 % again
+    r = m.create_job("R")
+    assert m.set_job_cpu_rate(r, hard_cap=5000)
+    c, d = m.create_job("C", parent=r), m.create_job("D", parent=r)
+    assert m.set_job_cpu_rate(c, min_rate=7000, max_rate=10000)
+    assert m.set_job_cpu_rate(d, min_rate=3000, max_rate=10000)
+    assert not m.set_job_cpu_rate(d, min_rate=3001, max_rate=10000)

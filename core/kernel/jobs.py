@@ -312,9 +312,12 @@ class JobOps:
             hi = 10000 if max_rate is None else int(max_rate)
             if not (0 <= lo <= 10000 and 1 <= hi <= 10000 and lo <= hi):
                 return bad(f"min_rate {lo} / max_rate {hi} must satisfy 0 <= min <= max <= 10000")
+            # the MinRates that share an allocation (the nearest rate-controlled
+            # ancestor's, or the machine's) must add up to <= 10000 (§6.13)
+            scope = self._rate_parent(job)
             others = sum(j.cpu_rate.get("min_rate", 0) for j in self.jobs
-                         if j is not job and j.cpu_rate and j.parent is job.parent)
-            if others + lo > 10000:  # the sum of MinRates must stay <= 10000 (§6.13)
+                         if j is not job and j.cpu_rate and self._rate_parent(j) is scope)
+            if others + lo > 10000:
                 return bad(f"the jobs' MinRates would add up to {others + lo} (> 10000)")
             rate = {"mode": "min_max", "min_rate": lo, "max_rate": hi}
             flags |= JOB_OBJECT_CPU_RATE_CONTROL_MIN_MAX_RATE
