@@ -159,10 +159,60 @@ def test_spinning_thread_has_cpu_and_the_who_ran_strip_sees_it(sampled, children
     assert all(0.0 <= u.busy_percent <= 100.0 for u in snap.cpu_usage)
 
 
-def test_unchanged_records_are_shared_between_samples(sampled, children):
-    first, second, _ = sampled
+def _switch_counts(pid: int, tid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return (int(fields["voluntary_ctxt_switches"]),
+            int(fields["nonvoluntary_ctxt_switches"]))
+
+
+def test_unchanged_records_are_shared_between_samples(children):
     stopped = children["stopped"]
-    assert first.find(stopped) is second.find(stopped)  # it cannot have run
+    with LinuxSource(full_every=3) as source:
+        source.sample()
+        for _ in range(3):  # its switch split is read on its turn in the rotation
+            settled = source.sample().find(stopped)
+        assert "pending" not in settled.threads[0].native
+        assert source.sample().find(stopped) is settled  # it cannot have run
+
+
+def test_first_sample_leaves_the_switch_split_pending_until_the_rotation(children):
+    """A first sample reads no thread's status: the switch total is schedstat's, the
+    voluntary/involuntary split is marked pending, then read within full_every
+    samples, with the counts the kernel has."""
+    stopped = children["stopped"]
+    with LinuxSource(full_every=3) as source:
+        first = source.sample()
+        [t] = first.find(stopped).threads
+        if t.run_time_ns is None:
+            pytest.skip("a kernel without schedstat: status is read at once")
+        assert t.native["pending"] == ("voluntary_switches", "involuntary_switches")
+        assert t.native["voluntary_switches"] is None
+        assert t.native["involuntary_switches"] is None
+        assert t.context_switches is not None and t.context_switches > 0
+        pending = {t.key for p in first.processes for t in p.threads if "pending" in t.native}
+        assert source.pending() == len(pending) > 0
+        for _ in range(3):
+            snap = source.sample()
+    # Threads that started since the first sample may still be pending; none of the first's.
+    assert not any("pending" in t.native for p in snap.processes for t in p.threads
+                   if t.key in pending)
+    [t] = snap.find(stopped).threads
+    voluntary, involuntary = _switch_counts(stopped, t.tid)  # stopped: they cannot move
+    assert (t.native["voluntary_switches"], t.native["involuntary_switches"]) == \
+        (voluntary, involuntary)
+
+
+def test_with_full_every_1_the_second_sample_reads_what_the_first_left(children):
+    stopped = children["stopped"]
+    with LinuxSource(full_every=1) as source:
+        [first] = source.sample().find(stopped).threads
+        [second] = source.sample().find(stopped).threads
+    if first.run_time_ns is None:
+        pytest.skip("a kernel without schedstat: status is read at once")
+    assert "pending" in first.native and "pending" not in second.native
+    assert (second.native["voluntary_switches"], second.native["involuntary_switches"]) \
+        == _switch_counts(stopped, second.tid)
 
 
 def test_priorities_follow_nice(sampled, children):

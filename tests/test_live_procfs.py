@@ -101,6 +101,7 @@ def test_states_wait_reasons_and_switches(fake):
     })
     with source(fake) as s:
         threads = {t.name: t for t in s.sample().find(20).threads}
+        pending = s.pending()
     got = {n: (t.state, t.wait_reason) for n, t in threads.items()}
     assert got == {"main": ("Waiting", "UserRequest"), "poll": ("Waiting", "WrQueue"),
                    "disk": ("Waiting", "Executive"), "run": ("Running", ""),
@@ -111,6 +112,8 @@ def test_states_wait_reasons_and_switches(fake):
     assert threads["main"].native["involuntary_switches"] == 1
     assert threads["main"].run_time_ns == 1000 and threads["main"].native["run_delay_ns"] == 10
     assert threads["main"].affinity == (0, 1)
+    # Not this PID namespace: affinity comes from status, so a first read reads it all.
+    assert pending == 0 and not any("pending" in t.native for t in threads.values())
 
 
 def test_wait_reason_fallbacks():

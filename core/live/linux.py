@@ -8,7 +8,10 @@ What is read (docs/live.md, "How the Linux source reads /proc", has the reasonin
 * per thread: ``task/TID/schedstat`` (precise run time, time spent runnable, times
   scheduled in) and, when that shows the thread ran, ``task/TID/stat`` (state,
   priority, last CPU, times), ``status`` (voluntary and involuntary switches) and,
-  for a sleeping thread, ``wchan`` (where it sleeps).
+  for a sleeping thread, ``wchan`` (where it sleeps). A thread's first read leaves
+  out ``status`` where schedstat gives the switch total and a system call the
+  affinity: its voluntary/involuntary split is marked pending (native "pending") until
+  its process's turn in the rotation, or until it runs.
 
 Work is skipped only where the kernel guarantees nothing changed:
 
@@ -33,6 +36,7 @@ recycled PID or TID is never read through it (the read fails with ESRCH). Identi
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import resource
@@ -60,7 +64,7 @@ PF_KTHREAD = 0x00200000           # include/linux/sched.h
 SCHED_RESET_ON_FORK = 0x40000000  # or'ed into sched_getscheduler's result
 REALTIME = frozenset({1, 2})      # SCHED_FIFO, SCHED_RR
 CPUCLOCK_SCHED = 2                # a process CPU-time clock id: ((~pid) << 3) | 2
-O_PATH = getattr(os, "O_PATH", 0)
+_O_READ = os.O_RDONLY | os.O_CLOEXEC
 
 
 def process_cpu_clock(pid: int) -> int:
@@ -92,9 +96,14 @@ TASK_STATES = {
 # Letters a thread can only leave by running, which its schedstat would show (bar a
 # wake-up not yet scheduled, which the rotation catches).
 _SETTLED = frozenset("SITtPZXx")
+_SETTLED_BYTES = frozenset(b"SITtPZXx")  # the same, as a stat field's first byte
 _STOPPED = frozenset("TtP")
 _WAITING = frozenset("SDIK")
 _EXITED = frozenset("ZXx")
+_NO_STATE = (None, None)
+# A thread's native "pending": the fields (None meanwhile) its first sample left for its
+# process's turn in the rotation, so a view shows them as not read yet.
+PENDING_SWITCHES = ("voluntary_switches", "involuntary_switches")
 
 # Where a thread sleeps (/proc/TID/wchan, compiler suffixes such as .constprop.0
 # removed) -> the KWAIT_REASON with the same meaning. docs/live.md lists them.
@@ -190,29 +199,29 @@ class _Gone(Exception):
 
 class _File:
     """A /proc file, and the descriptor it is kept open on (-1: not kept)."""
-    __slots__ = ("path", "name", "fd")
+    __slots__ = ("path", "fd")
 
-    def __init__(self, directory: str, name: str):
-        self.path = f"{directory}/{name}"
-        self.name = name
+    def __init__(self, path: str):
+        self.path = path
         self.fd = -1
 
 
 class _Task:
     __slots__ = ("tid", "pid", "base", "start", "stat", "sched", "stat_raw", "sched_raw",
-                 "letter", "wchan", "voluntary", "involuntary", "affinity", "nice", "policy",
-                 "rt_priority", "info")
+                 "letter", "wchan", "voluntary", "involuntary", "pending", "affinity", "nice",
+                 "policy", "rt_priority", "info")
 
     def __init__(self, tid: int, pid: int, base: str):
         self.tid, self.pid, self.base = tid, pid, base
         self.start: int | None = None
-        self.stat = _File(base, "stat")
-        self.sched = _File(base, "schedstat")
+        self.stat = _File(base + "/stat")
+        self.sched = _File(base + "/schedstat")
         self.stat_raw = self.sched_raw = b""
         self.letter = ""
         self.wchan: str | None = None
         self.voluntary: int | None = None
         self.involuntary: int | None = None
+        self.pending = False  # its switch counts are yet to be read
         self.affinity: tuple[int, ...] | None = None
         self.nice = self.policy = self.rt_priority = 0
         self.info: ThreadInfo | None = None
@@ -225,7 +234,7 @@ class _Proc:
     def __init__(self, pid: int, base: str):
         self.pid, self.base = pid, base
         self.start: int | None = None
-        self.stat = _File(base, "stat")
+        self.stat = _File(base + "/stat")
         self.stat_raw = b""
         self.clock: int | None = None
         self.comm: str | None = None
@@ -263,7 +272,7 @@ class LinuxSource:
         self._real = _same_pid_namespace(self.proc)
         self._budget = default_fd_budget() if max_open_files is None else max_open_files
         self._open = 0
-        self._stat_file = _File(self.proc, "stat")
+        self._stat_file = _File(self.proc + "/stat")
         try:
             self._read(self._stat_file, 1 << 16)
         except (OSError, _Gone):
@@ -274,14 +283,20 @@ class LinuxSource:
         self._procs: dict[int, _Proc] = {}
         self._tasks: dict[int, _Task] = {}
         self._has_schedstat: bool | None = None
+        # (policy, nice, rt_priority) -> (NT priority, policy name); (state letter,
+        # wchan, kernel thread) -> wait reason: a few dozen keys shared by all threads
+        self._sched_params: dict[tuple[int, int, int], tuple[int | None, str]] = {}
+        self._wait_reasons: dict[tuple[str, str | None, bool], str] = {}
+        # (policy, nice) -> (priority class, its base priority, policy name)
+        self._class_params: dict[tuple[int, int], tuple[str | None, int | None, str]] = {}
         self._gen = 0
         self._turn = 0
         self._previous: Snapshot | None = None
 
     # ---- file access ------------------------------------------------------------------
-    def _read(self, f: _File, size: int = 4096, keep: bool = True, dir_fd: int = -1) -> bytes:
+    def _read(self, f: _File, size: int = 4096, keep: bool = True) -> bytes:
         """The file's content. Raises _Gone when the task has exited, PermissionError
-        when access is denied. `dir_fd`: the file's directory, already open."""
+        when access is denied."""
         if f.fd >= 0:
             try:
                 data = os.pread(f.fd, size, 0)
@@ -292,17 +307,13 @@ class LinuxSource:
             self._close(f)
             raise _Gone
         try:
-            if dir_fd >= 0:
-                fd = os.open(f.name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
-            else:
-                fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(f.path, _O_READ)
         except PermissionError:
             raise
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
                 raise _Gone from None  # ENOENT, ESRCH: it exited
-            fd = self._open_short_of_descriptors(f.name, dir_fd) if dir_fd >= 0 else \
-                self._open_short_of_descriptors(f.path)
+            fd = self._open_short_of_descriptors(f.path)
         try:
             data = os.read(fd, size)
         except OSError as exc:
@@ -319,7 +330,7 @@ class LinuxSource:
             raise _Gone
         return data
 
-    def _open_short_of_descriptors(self, path: str, dir_fd: int = -1) -> int:
+    def _open_short_of_descriptors(self, path: str) -> int:
         """The process ran out of descriptors (something else opened many since the
         budget was set): give back the half kept longest, keep fewer from now on, and
         try once more. Running out with none kept is an error, not a vanished task."""
@@ -330,8 +341,7 @@ class LinuxSource:
             self._close(rec.sched)
             self._close(rec.stat)
         try:
-            return os.open(path, os.O_RDONLY | os.O_CLOEXEC,
-                           dir_fd=dir_fd if dir_fd >= 0 else None)
+            return os.open(path, _O_READ)
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 raise LiveError("too many open files: the process cannot open /proc files "
@@ -340,17 +350,15 @@ class LinuxSource:
                 raise
             raise _Gone from None
 
-    def _read_once(self, path: str, size: int = 4096, dir_fd: int = -1) -> bytes | None:
-        """A file read once and not kept open; None if it cannot be read. With
-        `dir_fd`, `path` is a name in that open directory."""
+    def _read_once(self, path: str, size: int = 4096) -> bytes | None:
+        """A file read once and not kept open; None if it cannot be read."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC,
-                         dir_fd=dir_fd if dir_fd >= 0 else None)
+            fd = os.open(path, _O_READ)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
                 return None
             try:
-                fd = self._open_short_of_descriptors(path, dir_fd)
+                fd = self._open_short_of_descriptors(path)
             except (_Gone, PermissionError):
                 return None
         try:
@@ -386,6 +394,11 @@ class LinuxSource:
     def open_files(self) -> int:
         """How many /proc files are kept open now."""
         return self._open
+
+    def pending(self) -> int:
+        """How many threads still have fields to be read (a first sample leaves the
+        voluntary/involuntary switch split to each process's turn in the rotation)."""
+        return sum(1 for rec in self._tasks.values() if rec.pending)
 
     def tracked(self) -> tuple[int, int]:
         """(processes, threads) this source holds state for: no more than are alive."""
@@ -513,7 +526,8 @@ class LinuxSource:
                 self._tasks[tid] = rec
                 sched = None
             try:
-                return self._thread_from(rec, fresh, full, kthread, sched)
+                return self._first_read(rec, kthread) if fresh else \
+                    self._reread(rec, full, kthread, sched)
             except _Gone:
                 self._drop_task(rec)
                 if fresh:
@@ -527,72 +541,73 @@ class LinuxSource:
                                   native={"readable": False})
         return None
 
-    def _thread_from(self, rec: _Task, fresh: bool, full: bool, kthread: bool,
-                     sched: bytes | None) -> ThreadInfo:
-        if not fresh:
-            return self._thread_read(rec, False, full, kthread, sched, -1)
-        # A new thread's four files are opened relative to its directory: one path
-        # walk instead of four.
+    def _schedstat(self, rec: _Task) -> bytes:
+        """The thread's schedstat, b"" on a kernel without one (no CONFIG_SCHED_INFO)."""
+        if self._has_schedstat is False:
+            return b""
         try:
-            d = os.open(rec.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | O_PATH)
-        except PermissionError:
+            sched = self._read(rec.sched, 256)
+        except _Gone:
+            if self._has_schedstat is None and os.path.exists(rec.stat.path):
+                self._has_schedstat = False
+                return b""
             raise
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE):
-                d = -1
-            else:
-                raise _Gone from None
-        try:
-            return self._thread_read(rec, True, full, kthread, sched, d)
-        finally:
-            if d >= 0:
-                os.close(d)
+        self._has_schedstat = True
+        return sched
 
-    def _thread_read(self, rec: _Task, fresh: bool, full: bool, kthread: bool,
-                     sched: bytes | None, d: int) -> ThreadInfo:
+    def _first_read(self, rec: _Task, kthread: bool) -> ThreadInfo:
+        """A thread seen for the first time (every thread, on a source's first sample):
+        schedstat, kept open for the samples to come, stat, and wchan if it sleeps.
+        Its status is read now only if a view needs it now. Where schedstat gives the
+        switch total and a system call the affinity, status would add only the
+        voluntary/involuntary split, which is marked pending and read on the process's
+        turn in the rotation: status is the dearest file of a first sample
+        (docs/live.md, Costs)."""
+        sched = self._schedstat(rec)
+        stat = self._read(rec.stat, 4096, keep=False)
+        f = stat[stat.rfind(b")") + 2:].split()
+        rec.start = int(f[F_START])
+        status = None
+        if sched and self._real:
+            rec.pending = True
+        else:
+            status = self._read_status(rec)
+        return self._publish(rec, stat, f, sched, kthread, status, True)
+
+    def _reread(self, rec: _Task, full: bool, kthread: bool,
+                sched: bytes | None) -> ThreadInfo:
+        """A thread read before; `sched` is its schedstat if the caller has read it."""
         if sched is None:
-            sched = b""
-            if self._has_schedstat is not False:
-                try:
-                    sched = self._read(rec.sched, 256, dir_fd=d)
-                    self._has_schedstat = True
-                except _Gone:
-                    if self._has_schedstat is None and os.path.exists(rec.stat.path):
-                        self._has_schedstat = False  # a kernel without CONFIG_SCHED_INFO
-                    else:
-                        raise
-        ran = fresh or sched != rec.sched_raw or not sched
+            sched = self._schedstat(rec)
+        ran = sched != rec.sched_raw or not sched
         if not ran and rec.info is not None and rec.letter in _SETTLED:
-            if not full or (self.full_every > 1 and self._params_unchanged(rec)):
+            if not full:
                 return rec.info
+            if self.full_every > 1 and self._params_unchanged(rec):
+                return self._complete(rec) if rec.pending else rec.info
         # Keep stat open only for threads read every sample (running, runnable or in
         # a disk wait, or all with full_every=1); a settled sleeper's is read rarely.
         every_sample = self.full_every == 1
-        stat = self._read(rec.stat, 4096, dir_fd=d,
-                          keep=not fresh and (every_sample or rec.letter not in _SETTLED))
-        if not ran and stat == rec.stat_raw and rec.info is not None:
+        stat = self._read(rec.stat, 4096, keep=every_sample or rec.letter not in _SETTLED)
+        if not ran and stat == rec.stat_raw and rec.info is not None and not rec.pending:
             return rec.info
-        rp = stat.rfind(b")")
-        f = stat[rp + 2:].split()
-        start = int(f[F_START])
-        if rec.start is not None and start != rec.start:
+        f = stat[stat.rfind(b")") + 2:].split()
+        if int(f[F_START]) != rec.start:
             raise _Gone  # a read by path reached a new task with the same id
-        rec.start = start
-        letter = chr(f[F_STATE][0])
-        if letter in _SETTLED and not every_sample:
+        if f[F_STATE][0] in _SETTLED_BYTES and not every_sample:
             self._close(rec.stat)
         # Switch counts and the wait location change only when the thread runs.
-        status = None
-        if ran:
-            status = self._read_once("status", 16384, d) if d >= 0 else \
-                self._read_once(rec.base + "/status", 16384)
-            if status is not None:
-                rec.voluntary = _status_int(status, b"\nvoluntary_ctxt_switches:")
-                rec.involuntary = _status_int(status, b"\nnonvoluntary_ctxt_switches:")
+        status = self._read_status(rec) if ran or rec.pending else None
+        return self._publish(rec, stat, f, sched, kthread, status, ran)
+
+    def _publish(self, rec: _Task, stat: bytes, f: list[bytes], sched: bytes, kthread: bool,
+                 status: bytes | None, ran: bool) -> ThreadInfo:
+        """Record what was read of the thread, reading its wchan if it sleeps where it
+        may not have slept before, and make its ThreadInfo."""
+        letter = chr(f[F_STATE][0])
         if letter in _WAITING:
             if ran or letter != rec.letter or rec.wchan is None:
-                raw = self._read_once("wchan", 256, d) if d >= 0 else \
-                    self._read_once(rec.base + "/wchan", 256)
+                raw = self._read_once(rec.base + "/wchan", 256)
                 text = raw.decode("ascii", "replace").strip() if raw else ""
                 rec.wchan = None if text in ("", "0") else text
         else:
@@ -605,11 +620,35 @@ class LinuxSource:
         rec.info = self._make_thread(rec, stat, f, sched, letter, kthread)
         return rec.info
 
+    def _read_status(self, rec: _Task) -> bytes | None:
+        """The thread's status, its switch counts taken from it (None: unreadable)."""
+        status = self._read_once(rec.base + "/status", 16384)
+        rec.pending = False
+        if status is not None:
+            rec.voluntary = _status_int(status, b"\nvoluntary_ctxt_switches:")
+            rec.involuntary = _status_int(status, b"\nnonvoluntary_ctxt_switches:")
+        return status
+
+    def _complete(self, rec: _Task) -> ThreadInfo:
+        """A thread that has not run since its first sample, on its turn in the
+        rotation: its record with the switch counts that were left pending."""
+        self._read_status(rec)
+        native = dict(rec.info.native, voluntary_switches=rec.voluntary,
+                      involuntary_switches=rec.involuntary)
+        native.pop("pending", None)
+        rec.info = dataclasses.replace(rec.info, native=native)
+        return rec.info
+
     def _make_thread(self, rec: _Task, stat: bytes, f: list[bytes], sched: bytes,
                      letter: str, kthread: bool) -> ThreadInfo:
-        lp, rp = stat.find(b"("), stat.rfind(b")")
-        priority = nt_priority(rec.policy, rec.nice, rec.rt_priority)
-        state, _ = TASK_STATES.get(letter, (None, None))
+        rp = stat.rfind(b")")
+        params = (rec.policy, rec.nice, rec.rt_priority)
+        sched_params = self._sched_params.get(params)
+        if sched_params is None:
+            sched_params = self._sched_params[params] = (
+                nt_priority(*params), SCHED_POLICIES.get(params[0], str(params[0])))
+        priority, policy = sched_params
+        state = TASK_STATES.get(letter, _NO_STATE)[0]
         run_ns = run_delay = pcount = None
         if sched:
             s = sched.split()
@@ -617,16 +656,23 @@ class LinuxSource:
         switches = pcount
         if switches is None and rec.voluntary is not None and rec.involuntary is not None:
             switches = rec.voluntary + rec.involuntary
-        if state is None:
-            reason = None
-        elif state == "Waiting":
-            reason = wait_reason_for(letter, rec.wchan, kthread)
+        if state == "Waiting":
+            where = (letter, rec.wchan, kthread)
+            reason = self._wait_reasons.get(where)
+            if reason is None:
+                reason = self._wait_reasons[where] = wait_reason_for(*where)
         else:
-            reason = ""
+            reason = None if state is None else ""
         start = rec.start or 0
+        native = {"state": letter, "wchan": rec.wchan, "nice": rec.nice, "policy": policy,
+                  "rt_priority": rec.rt_priority, "kernel_priority": int(f[F_PRIORITY]),
+                  "voluntary_switches": rec.voluntary, "involuntary_switches": rec.involuntary,
+                  "run_delay_ns": run_delay, "kernel_thread": kthread}
+        if rec.pending:
+            native["pending"] = PENDING_SWITCHES
         return ThreadInfo(
             tid=rec.tid, pid=rec.pid, start_stamp=start,
-            name=stat[lp + 1:rp].decode("utf-8", "replace"),
+            name=stat[stat.find(b"(") + 1:rp].decode("utf-8", "replace"),
             state=state, wait_reason=reason, priority=priority, base_priority=priority,
             user_time_s=int(f[F_UTIME]) / CLK_TCK, kernel_time_s=int(f[F_STIME]) / CLK_TCK,
             run_time_ns=run_ns, context_switches=switches, cpu=int(f[F_PROCESSOR]),
@@ -634,12 +680,7 @@ class LinuxSource:
             create_time=self._boot_epoch + start / CLK_TCK,
             create_time_us=start * 1e6 / CLK_TCK,
             exit_code=_exit_status(f) if state == "Terminated" else STILL_ACTIVE,
-            native={"state": letter, "wchan": rec.wchan, "nice": rec.nice,
-                    "policy": SCHED_POLICIES.get(rec.policy, str(rec.policy)),
-                    "rt_priority": rec.rt_priority, "kernel_priority": int(f[F_PRIORITY]),
-                    "voluntary_switches": rec.voluntary,
-                    "involuntary_switches": rec.involuntary,
-                    "run_delay_ns": run_delay, "kernel_thread": kthread},
+            native=native,
         )
 
     # ---- processes ----------------------------------------------------------------------
@@ -743,21 +784,27 @@ class LinuxSource:
             return old
         rec.stat_raw = raw
         policy, nice = int(f[F_POLICY]), int(f[F_NICE])
-        cls = nt_priority_class(policy, nice)
-        leader = next((t for t in threads_t if t.tid == pid), None)
+        cls_params = self._class_params.get((policy, nice))
+        if cls_params is None:
+            cls = nt_priority_class(policy, nice)
+            cls_params = self._class_params[policy, nice] = (
+                cls, class_base_priority(cls), SCHED_POLICIES.get(policy, str(policy)))
+        cls, base_priority, policy_name = cls_params
+        # tids are listed in order, so the leader (tid = pid) is first, bar a wrapped pid
+        leader = threads_t[0] if threads_t and threads_t[0].tid == pid else \
+            next((t for t in threads_t if t.tid == pid), None)
         exited = letter in _EXITED
         rec.info = ProcessInfo(
             pid=pid, start_stamp=start, ppid=int(f[F_PPID]), name=comm,
             create_time=self._boot_epoch + start / CLK_TCK,
             create_time_us=start * 1e6 / CLK_TCK,
             user_time_s=int(f[F_UTIME]) / CLK_TCK, kernel_time_s=int(f[F_STIME]) / CLK_TCK,
-            priority_class=cls, base_priority=class_base_priority(cls),
+            priority_class=cls, base_priority=base_priority,
             exited=exited, exit_code=_exit_status(f) if exited else STILL_ACTIVE,
             affinity=None if leader is None else leader.affinity,
             jobs=rec.jobs, threads=threads_t,
             native={"state": letter, "kernel_thread": kthread, "uid": rec.uid,
-                    "cmdline": rec.cmdline, "nice": nice,
-                    "policy": SCHED_POLICIES.get(policy, str(policy)),
+                    "cmdline": rec.cmdline, "nice": nice, "policy": policy_name,
                     "num_threads": nthreads, "pgrp": int(f[F_PGRP]),
                     "session": int(f[F_SESSION]), "tty_nr": int(f[F_TTY]),
                     "vsize_bytes": int(f[F_VSIZE]),
