@@ -7,6 +7,7 @@ without a display and return at once.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from core import __version__
@@ -122,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if window.mode == "simulation":
         window.sim.start()  # a session opens paused at its start, like a recording
-    return app.exec()
+    status = app.exec()
+    # pyqtgraph's items sit in reference cycles: free them while Qt is still up, not in
+    # the interpreter's last collection after QApplication is gone (a crash on exit)
+    del window
+    gc.collect()
+    return status
 
 
 if __name__ == "__main__":
