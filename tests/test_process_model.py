@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import weakref
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QApplication
 
@@ -79,6 +83,12 @@ def ordered(model, parent=QModelIndex()):
         ix = model.index(r, 0, parent)
         out.append((ix.data(), ordered(model, ix)))
     return out
+
+
+def pids(model, parent=QModelIndex()):
+    """[(pid, [children...])] in the order a view shows them."""
+    return [(model.index(r, 0, parent).data(PID_ROLE), pids(model, model.index(r, 0, parent)))
+            for r in range(model.rowCount(parent))]
 
 
 def sort_keys_per_level(model, column, parent=QModelIndex()):
@@ -384,6 +394,301 @@ def test_formatters():
     assert protection_text("none") == ""
 
 
+# ---- The filter: in the model, a hidden row is out of it
+
+# BOOT, plus: smss.exe 8 > svchost.exe 20 (job ServiceJob), svchost.exe 24 > child.exe 32;
+# csrss.exe 12 > a.exe 36 > b.exe 40.
+FAMILY = (*BOOT, proc(20, "svchost.exe", parent=8, jobs=["ServiceJob"]),
+          proc(24, "svchost.exe", parent=8), proc(32, "child.exe", parent=24),
+          proc(36, "a.exe", parent=12), proc(40, "b.exe", parent=36))
+FAMILY_TREE = [(0, []), (4, [(8, [(12, [(36, [(40, [])])]), (20, []), (24, [(32, [])])])]),
+               (16, [])]
+
+
+def test_the_filter_keeps_the_ancestors_of_every_match_and_nothing_else(
+        model, qtbot, qtmodeltester):
+    model.update(state(0, *FAMILY))
+    qtmodeltester.check(model)  # and the tester stays on through every change below
+    assert pids(model) == FAMILY_TREE
+    with qtbot.assertNotEmitted(model.modelReset):
+        model.set_row_filter(TextFilter("B.EXE"))
+    assert pids(model) == [(4, [(8, [(12, [(36, [(40, [])])])])])]
+    assert model.process_count() == 10  # hidden, still known
+    assert model.filtered_out(24) and not model.index_for_pid(24).isValid()
+    assert not model.filtered_out(40) and model.index_for_pid(40).data(PID_ROLE) == 40
+    assert not model.filtered_out(4444)
+    # A negation shows the rows that do not match and their ancestors: svchost.exe 24
+    # stays for its child, 20 has none.
+    model.set_row_filter(TextFilter("!svchost"))
+    assert pids(model) == [(0, []), (4, [(8, [(12, [(36, [(40, [])])]), (24, [(32, [])])])]),
+                           (16, [])]
+    model.set_row_filter(TextFilter("re:^(idle|child)"))
+    assert pids(model) == [(0, []), (4, [(8, [(24, [(32, [])])])])]
+    model.set_row_filter(TextFilter("servicej"))  # the job names match too
+    assert pids(model) == [(4, [(8, [(20, [])])])]
+    model.set_row_filter(TextFilter("16"))  # and the PID
+    assert pids(model) == [(16, [])]
+    # Every row comes back where it was: the tree's own order.
+    model.set_row_filter(TextFilter())
+    assert pids(model) == FAMILY_TREE
+
+
+def test_a_filtered_refresh_moves_only_the_rows_whose_visibility_changed(
+        model, clock, qtbot, qtmodeltester):
+    model.update(state(0, *FAMILY))
+    model.update(state(1000, *FAMILY))  # the first interval: every CPU % known
+    model.set_row_filter(TextFilter("b.exe"))
+    qtmodeltester.check(model)
+    inserted = []
+    model.rowsInserted.connect(lambda parent, first, last: inserted.append(
+        (parent.data(PID_ROLE), first, last)))
+    changed = []
+    model.dataChanged.connect(lambda tl, br, roles=(): changed.append(tl.data(PID_ROLE)))
+    # A match is born under svchost.exe 20, hidden so far: 20 comes back with it, in one
+    # insertion, after csrss.exe as in the tree's own order. The hidden svchost.exe 24
+    # used CPU time unseen.
+    busy = [dict(p, user_time_us=500.0) if p["pid"] in (24, 40) else p for p in FAMILY]
+    born = proc(44, "b.exe", parent=20, created=1500.0)
+    with qtbot.assertNotEmitted(model.modelReset), \
+            qtbot.assertNotEmitted(model.layoutChanged):
+        model.update(state(2000, *busy, born))
+    assert inserted == [(8, 1, 1)]
+    assert changed == [40]
+    assert pids(model) == [(4, [(8, [(12, [(36, [(40, [])])]), (20, [(44, [])])])])]
+    assert model.index_for_pid(44).data(BG) == NEW_COLOR
+    # b.exe 40 exits: red for a moment, then it goes, and a.exe and csrss.exe, which
+    # only it kept, go with it, in one layout change.
+    rest = [p for p in busy if p["pid"] != 40] + [born]
+    model.update(state(3000, *rest))
+    assert find(model, "b.exe").data(PID_ROLE) == 40
+    assert find(model, "b.exe").data(BG) == EXITED_COLOR
+    clock.now += 2
+    with qtbot.waitSignal(model.layoutChanged), qtbot.assertNotEmitted(model.modelReset):
+        model.update(state(4000, *rest))
+    assert pids(model) == [(4, [(8, [(20, [(44, [])])])])]
+    # A row whose name changes is tested again.
+    renamed = [dict(p, name="b.exe") if p["pid"] == 16 else p for p in rest]
+    model.update(state(5000, *renamed))
+    assert pids(model) == [(4, [(8, [(20, [(44, [])])])]), (16, [])]
+    # A hidden process exits unseen: no layout change for it.
+    without_child = [p for p in renamed if p["pid"] != 32]
+    model.update(state(6000, *without_child))
+    clock.now += 2
+    with qtbot.assertNotEmitted(model.layoutChanged):
+        model.update(state(7000, *without_child))
+    assert model.process_count() == 9
+    model.set_row_filter(TextFilter())
+    assert pids(model) == [(0, []), (4, [(8, [(12, [(36, [])]), (20, [(44, [])]), (24, [])])]),
+                           (16, [])]
+    qtmodeltester.check(model)
+
+
+class CountingFilter(TextFilter):
+    """A TextFilter that notes the PID of every row it tests."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.tested: list[str] = []
+
+    def matches(self, fields) -> bool:
+        self.tested.append(fields[1])
+        return super().matches(fields)
+
+
+def test_a_refresh_tests_only_new_rows_and_rows_whose_texts_changed(model):
+    model.update(state(0, *FAMILY))
+    counting = CountingFilter("exe")
+    model.set_row_filter(counting)
+    assert sorted(counting.tested, key=int) == [
+        "0", "4", "8", "12", "16", "20", "24", "32", "36", "40"]
+    counting.tested.clear()
+    # Every row used CPU time; orphan.exe 16 got a new name, svchost.exe 20 a new job.
+    busy = [dict(p, user_time_us=700.0) for p in FAMILY]
+    busy = [dict(p, name="renamed") if p["pid"] == 16 else
+            dict(p, jobs=["Other"]) if p["pid"] == 20 else p for p in busy]
+    model.update(state(1000, *busy, proc(44, "new.exe", parent=8, created=900.0)))
+    assert sorted(counting.tested, key=int) == ["16", "20", "44"]
+    assert model.filtered_out(16) and not model.filtered_out(44)
+
+
+def test_rows_a_filter_shows_again_take_their_sorted_place(model, qtmodeltester):
+    model.update(state(0, *FAMILY))
+    model.update(state(1000, *FAMILY))  # CPU %: 0 everywhere
+    qtmodeltester.check(model)
+    # Among equal keys rows stay in the tree's own order, and come back to it.
+    model.sort(CPU_PERCENT, Qt.SortOrder.DescendingOrder)
+    assert pids(model) == FAMILY_TREE
+    model.set_row_filter(TextFilter("re:svchost|b.exe"))
+    model.set_row_filter(TextFilter())
+    assert pids(model) == FAMILY_TREE
+    model.sort(PID, Qt.SortOrder.DescendingOrder)
+    by_pid = [(16, []), (4, [(8, [(24, [(32, [])]), (20, []), (12, [(36, [(40, [])])])])]),
+              (0, [])]
+    assert pids(model) == by_pid
+    model.set_row_filter(TextFilter("svchost"))
+    assert pids(model) == [(4, [(8, [(24, []), (20, [])])])]
+    model.set_row_filter(TextFilter("re:svchost|csrss"))
+    assert pids(model) == [(4, [(8, [(24, []), (20, []), (12, [])])])]
+    model.set_row_filter(TextFilter())
+    assert pids(model) == by_pid
+    # A new match lands in its place.
+    model.set_row_filter(TextFilter("svchost"))
+    born = proc(22, "svchost.exe", parent=8, created=1500.0)
+    model.update(state(2000, *FAMILY, born))
+    assert pids(model) == [(4, [(8, [(24, []), (22, []), (20, [])])])]
+    qtmodeltester.check(model)
+
+
+def test_orphans_of_a_removed_process_keep_their_visibility(model, clock, qtmodeltester):
+    model.update(state(0, *FAMILY))
+    model.set_row_filter(TextFilter("re:csrss|^b"))
+    qtmodeltester.check(model)
+    assert pids(model) == [(4, [(8, [(12, [(36, [(40, [])])])])])]
+    moved = []
+    model.orphansAdopted.connect(lambda indexes: moved.extend(
+        ix.data(PID_ROLE) for ix in indexes))
+    # smss.exe exits: its children go to the top level, csrss.exe shown, the
+    # svchost.exe hidden; System, left without a match, goes.
+    without_smss = [p for p in FAMILY if p["pid"] != 8]
+    model.update(state(1000, *without_smss))
+    clock.now += 2
+    model.update(state(2000, *without_smss))
+    assert moved == [12]
+    assert pids(model) == [(12, [(36, [(40, [])])])]
+    model.set_row_filter(TextFilter())
+    assert pids(model) == [(0, []), (4, []), (16, []), (12, [(36, [(40, [])])]), (20, []),
+                           (24, [(32, [])])]
+    qtmodeltester.check(model)
+
+
+def test_a_dropped_model_takes_the_wrappers_of_its_items_along(qapp):
+    """A wrapper that outlives its QStandardItem can be handed out for a later Qt object
+    at the same address (a view once got a "QStandardItem" as its selection model). The
+    tree holds no reference cycles, so its wrappers go with the model, without waiting
+    for the cycle collector."""
+    model = ProcessTreeModel()
+    model.update(state(0, *FAMILY))
+    model.set_row_filter(TextFilter("b.exe"))
+    wrappers = [weakref.ref(model.invisibleRootItem())]
+    wrappers += [weakref.ref(model.itemFromIndex(model.index_for_pid(pid))) for pid in (4, 40)]
+    gc.disable()
+    try:
+        del model
+        assert [ref() for ref in wrappers] == [None, None, None]
+    finally:
+        gc.enable()
+
+
+NAMES = ("a.exe", "b.exe", "ab.exe", "svc.exe", "B")
+FILTERS = ("", "a", "B", "!a", "-b", "re:^a", "re:exe$", "!re:^(a|svc)", "j", "1", "re:[")
+SORTS = ((-1, Qt.SortOrder.AscendingOrder), (PID, Qt.SortOrder.DescendingOrder),
+         (NAME, Qt.SortOrder.AscendingOrder), (CPU_PERCENT, Qt.SortOrder.DescendingOrder))
+# (parent: index among the live processes, or -1 for none; name; in a job)
+births = st.lists(st.tuples(st.integers(-1, 40), st.sampled_from(NAMES), st.booleans()),
+                  max_size=4)
+steps = st.lists(st.fixed_dictionaries({
+    "exits": st.lists(st.integers(0, 40), max_size=3),
+    "births": births,
+    "renames": st.lists(st.tuples(st.integers(0, 40), st.sampled_from(NAMES)), max_size=2),
+    "busy": st.lists(st.integers(0, 40), max_size=3),
+    "seconds": st.sampled_from((0.0, 0.6, 2.0)),  # highlight clock: red rows end or not
+    "filter": st.none() | st.sampled_from(FILTERS),
+    "sort": st.none() | st.sampled_from(SORTS),
+}), max_size=8)
+
+
+def searchable_tree(model, parent=QModelIndex()):
+    """[(pid, (name, pid, jobs) as shown, [children...])]."""
+    out = []
+    for r in range(model.rowCount(parent)):
+        ix = model.index(r, 0, parent)
+        texts = tuple(model.index(r, c, parent).data() for c in (NAME, PID, JOB))
+        out.append((ix.data(PID_ROLE), texts, searchable_tree(model, ix)))
+    return out
+
+
+def pruned(nodes, text_filter):
+    """What a filter proxy over the tree showed: each row that passes, and its ancestors."""
+    out = []
+    for pid, texts, children in nodes:
+        kept = pruned(children, text_filter)
+        if kept or text_filter.matches(texts):
+            out.append((pid, kept))
+    return out
+
+
+def as_sets(nodes):
+    return frozenset((pid, as_sets(children)) for pid, children in nodes)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=births.filter(bool), steps=steps)
+def test_the_filtered_tree_is_the_unfiltered_tree_pruned(qapp, first, steps):
+    """Whatever happens, the filtered model shows exactly what a filter proxy in front of
+    an unfiltered one would: in the tree's own order the same rows in the same order,
+    sorted the same rows, each level in order."""
+    clock = FakeClock()
+    plain = ProcessTreeModel(clock=clock)
+    filtered = ProcessTreeModel(clock=clock)
+    live: dict[int, dict] = {}
+    next_pid = 8
+    now = 0.0
+    text_filter, sort = TextFilter(), SORTS[0]
+
+    def born(spec):
+        nonlocal next_pid
+        parent, name, in_job = spec
+        order = sorted(live)
+        ppid = order[parent % len(order)] if parent >= 0 and order else None
+        live[next_pid] = proc(next_pid, name, parent=ppid, created=now,
+                              jobs=["Jb"] if in_job else [])
+        next_pid += 4
+
+    def check():
+        expected = pruned(searchable_tree(plain), text_filter)
+        if sort[0] < 0:
+            assert pids(filtered) == expected
+        else:
+            assert as_sets(pids(filtered)) == as_sets(expected)
+            for keys in sort_keys_per_level(filtered, sort[0]):
+                assert keys == sorted(keys, reverse=sort[1] == Qt.SortOrder.DescendingOrder)
+        assert filtered.process_count() == plain.process_count()
+
+    for spec in first:
+        born(spec)
+    for model in (plain, filtered):
+        model.update(state(now, *live.values()))
+    check()
+    for step in steps:
+        now += 1000.0
+        order = sorted(live)
+        for i in step["exits"] if order else ():
+            live.pop(order[i % len(order)], None)
+        for i, name in step["renames"]:
+            if live:
+                pid = sorted(live)[i % len(live)]
+                live[pid] = dict(live[pid], name=name)
+        for i in step["busy"]:
+            if live:
+                pid = sorted(live)[i % len(live)]
+                live[pid] = dict(live[pid], user_time_us=live[pid]["user_time_us"] + 100.0)
+        for spec in step["births"]:
+            born(spec)
+        clock.now += step["seconds"]
+        for model in (plain, filtered):
+            model.update(state(now, *live.values()))
+        check()
+        if step["filter"] is not None:
+            text_filter = TextFilter(step["filter"])
+            filtered.set_row_filter(text_filter)
+            check()
+        if step["sort"] is not None:
+            sort = step["sort"]
+            for model in (plain, filtered):
+                model.sort(*sort)
+            check()
+
+
 # ---- The view
 
 @pytest.fixture
@@ -400,20 +705,20 @@ def view(qtbot, clock):
 
 
 def visible_names(view, parent=QModelIndex()):
-    proxy = view.proxy
+    model = view.tree.model()
     names = []
-    for r in range(proxy.rowCount(parent)):
-        ix = proxy.index(r, 0, parent)
+    for r in range(model.rowCount(parent)):
+        ix = model.index(r, 0, parent)
         names.append(ix.data())
         names.extend(visible_names(view, ix))
     return names
 
 
 def test_tree_is_expanded_and_new_children_show(view):
-    smss = view.proxy.mapFromSource(view.model.index_for_pid(8))
+    smss = view.model.index_for_pid(8)
     assert view.tree.isExpanded(smss)
     view.update_state(state(1000, *BOOT, proc(36, "child.exe", parent=16, created=900.0)))
-    orphan = view.proxy.mapFromSource(view.model.index_for_pid(16))
+    orphan = view.model.index_for_pid(16)
     assert view.tree.isExpanded(orphan)
 
 
@@ -425,9 +730,9 @@ def test_orphans_keep_their_subtree_open(view, clock):
     view.update_state(state(2000, *rest, grandchild))
     clock.now += 5
     view.update_state(state(3000, *rest, grandchild))
-    csrss = view.proxy.mapFromSource(view.model.index_for_pid(12))
+    csrss = view.model.index_for_pid(12)
     assert csrss.parent() == QModelIndex() and view.tree.isExpanded(csrss)
-    assert view.proxy.index(0, NAME, csrss).data() == "conhost.exe"
+    assert view.model.index(0, NAME, csrss).data() == "conhost.exe"
 
 
 def test_filter_substring_keeps_ancestors(view, qtbot):
@@ -470,13 +775,13 @@ def test_sorting_by_cpu_and_back_to_tree_order(view):
                             proc(24, "svchost.exe", parent=8, cpu=100.0),
                             proc(28, "explorer.exe", parent=999, cpu=1500.0)))
     view.tree.sortByColumn(CPU_PERCENT, Qt.SortOrder.DescendingOrder)
-    roots = [view.proxy.index(r, 0).data() for r in range(view.proxy.rowCount())]
+    roots = [view.model.index(r, 0).data() for r in range(view.model.rowCount())]
     assert roots[0] == "explorer.exe"
-    smss = view.proxy.mapFromSource(view.model.index_for_pid(8))
-    kids = [view.proxy.index(r, PID, smss).data() for r in range(view.proxy.rowCount(smss))]
+    smss = view.model.index_for_pid(8)
+    kids = [view.model.index(r, PID, smss).data() for r in range(view.model.rowCount(smss))]
     assert kids == ["20", "24", "12"]
     view.tree.header().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-    assert [view.proxy.index(r, 0).data() for r in range(view.proxy.rowCount())] == \
+    assert [view.model.index(r, 0).data() for r in range(view.model.rowCount())] == \
         ["Idle", "System", "orphan.exe", "explorer.exe"]
 
 
@@ -493,13 +798,13 @@ def busy(time_us, cpu, *more):
 
 
 def child_pids(view, pid):
-    parent = view.proxy.mapFromSource(view.model.index_for_pid(pid))
-    return [view.proxy.index(r, 0, parent).data(PID_ROLE)
-            for r in range(view.proxy.rowCount(parent))]
+    parent = view.model.index_for_pid(pid)
+    return [view.model.index(r, 0, parent).data(PID_ROLE)
+            for r in range(view.model.rowCount(parent))]
 
 
 def top_pids(view):
-    return [view.proxy.index(r, 0).data(PID_ROLE) for r in range(view.proxy.rowCount())]
+    return [view.model.index(r, 0).data(PID_ROLE) for r in range(view.model.rowCount())]
 
 
 def test_sorted_by_cpu_a_refresh_reorders_and_keeps_the_selection(view, qtbot, qtmodeltester):
@@ -510,35 +815,35 @@ def test_sorted_by_cpu_a_refresh_reorders_and_keeps_the_selection(view, qtbot, q
     assert top_pids(view) == [28, 0, 4, 16]  # 75 %, then the idle ones in tree order
     with qtbot.waitSignal(view.processSelected):
         assert view.select_pid(24)
-    qtmodeltester.check(view.proxy)
+    qtmodeltester.check(view.model)
     # svchost 24 gets busy, 20 idles, orphan.exe wakes up, and new.exe is born busy.
     with qtbot.assertNotEmitted(view.processSelected), \
-            qtbot.assertNotEmitted(view.proxy.modelReset):
+            qtbot.assertNotEmitted(view.model.modelReset):
         view.update_state(busy(2000, {12: 500.0, 20: 900.0, 24: 2000.0, 28: 1600.0,
                                       16: 1000.0},
                                proc(40, "new.exe", parent=8, cpu=600.0, created=1500.0)))
     assert child_pids(view, 8) == [24, 40, 12, 20]  # 95 %, 30 %, 10 %, 0 %
     assert top_pids(view) == [16, 28, 0, 4]  # 50 %, 5 %, 0 %, 0 %
-    for keys in sort_keys_per_level(view.proxy, CPU_PERCENT):
+    for keys in sort_keys_per_level(view.model, CPU_PERCENT):
         assert keys == sorted(keys, reverse=True)
     # The selection followed its process; the newcomer is green where it landed.
     assert view.selected_pid() == 24
     assert view.tree.currentIndex().data(PID_ROLE) == 24
-    new = view.proxy.mapFromSource(view.model.index_for_pid(40))
+    new = view.model.index_for_pid(40)
     assert new.data(BG) == NEW_COLOR and view.tree.isExpanded(new.parent())
-    qtmodeltester.check(view.proxy)
+    qtmodeltester.check(view.model)
 
 
 def test_exited_rows_go_together_and_a_selection_stays_or_clears(view, clock, qtbot):
     assert view.select_pid(28)
     view.update_state(busy(1000, {}))
     view.update_state(state(2000, *BOOT, proc(28, "explorer.exe", parent=999)))
-    assert find(view.proxy, "svchost.exe").data(BG) == EXITED_COLOR
+    assert find(view.model, "svchost.exe").data(BG) == EXITED_COLOR
     clock.now += 2
     removals = []
     view.model.rowsRemoved.connect(lambda *args: removals.append(args))
     # Both rows go in one layout change: a removal each would walk every expanded row.
-    with qtbot.waitSignal(view.proxy.layoutChanged), \
+    with qtbot.waitSignal(view.model.layoutChanged), \
             qtbot.assertNotEmitted(view.processSelected):
         view.model.expire_highlights()
     assert "svchost.exe" not in visible_names(view) and removals == []
@@ -564,6 +869,46 @@ def test_the_filter_holds_while_sorted(view):
     view.filter_edit.setText("!svchost")
     assert "svchost.exe" not in visible_names(view)
     assert top_pids(view) == [0, 4, 16, 28]  # all idle: the tree's own order
+
+
+def test_the_filtered_view_opens_what_it_shows_and_keeps_a_shown_selection(view, qtbot):
+    assert view.select_pid(12)
+    view.filter_edit.setText("csrss")
+    assert visible_names(view) == ["System", "smss.exe", "csrss.exe"]
+    assert view.selected_pid() == 12 and view.tree.currentIndex().data(PID_ROLE) == 12
+    # A match is born under explorer.exe, hidden so far: explorer.exe comes back, open.
+    view.update_state(busy(1000, {}, proc(44, "csrss.exe", parent=28, created=900.0)))
+    assert visible_names(view) == ["System", "smss.exe", "csrss.exe", "explorer.exe",
+                                   "csrss.exe"]
+    assert view.tree.isExpanded(view.model.index_for_pid(28))
+    # A filter that hides the selected row leaves nothing selected.
+    with qtbot.waitSignal(view.processSelected) as blocker:
+        view.filter_edit.setText("explorer")
+    assert blocker.args == [-1] and visible_names(view) == ["explorer.exe"]
+    # Cleared, every row is back where it was, the parents open.
+    view.filter_edit.setText("")
+    assert visible_names(view) == ["Idle", "System", "smss.exe", "csrss.exe", "svchost.exe",
+                                   "svchost.exe", "orphan.exe", "explorer.exe", "csrss.exe"]
+    assert all(view.tree.isExpanded(view.model.index_for_pid(pid)) for pid in (4, 8, 28))
+
+
+def test_a_filter_keeps_the_scroll_offset(qtbot, clock):
+    view = ProcessTreeView(model=ProcessTreeModel(clock=clock))
+    qtbot.addWidget(view)
+    view.resize(600, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    # 20 parents of 10 children each, all open.
+    parents = [proc(1000 + 4 * i, f"parent{i}.exe") for i in range(20)]
+    children = [proc(4 + 4 * (10 * i + j), f"child{i}-{j}.exe", parent=1000 + 4 * i)
+                for i in range(20) for j in range(10)]
+    view.update_state(state(0, *parents, *children))
+    view.tree.executeDelayedItemsLayout()
+    bar = view.tree.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    offset = bar.value()
+    view.filter_edit.setText("!child3-")  # 10 rows go, the other 210 stay
+    assert offset > 0 and bar.value() == offset
 
 
 def test_column_chooser_shows_hides_and_round_trips(view, qtbot):
@@ -594,7 +939,7 @@ def test_selection_emits_process_selected(view, qtbot):
     with qtbot.waitSignal(view.processSelected) as blocker:
         assert view.select_pid(12)
     assert blocker.args == [12]
-    csrss = view.proxy.mapFromSource(view.model.index_for_pid(24))
+    csrss = view.model.index_for_pid(24)
     rect = view.tree.visualRect(csrss)
     with qtbot.waitSignal(view.processSelected) as blocker:
         qtbot.mouseClick(view.tree.viewport(), Qt.MouseButton.LeftButton,
