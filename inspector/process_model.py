@@ -36,7 +36,7 @@ from PySide6.QtGui import QAction, QColor, QKeySequence, QStandardItem, QStandar
 from PySide6.QtWidgets import (
     QAbstractItemView, QHeaderView, QLineEdit, QMenu, QTreeView, QVBoxLayout, QWidget,
 )
-from shiboken6 import getCppPointer
+from shiboken6 import Shiboken, getCppPointer
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -641,9 +641,18 @@ def _unique(nodes: Iterable[_ProcessNode]) -> list[_ProcessNode]:
     return list({node.uid: node for node in nodes}.values())
 
 
+def _free_item(item: QStandardItem) -> None:
+    """Delete an item that is out of the model for good.  takeRow() leaves a taken item
+    owned by C++ (PySide does not hand it back), so dropping the last Python reference
+    only frees the wrapper: without this, every process that ever exited would stay in
+    memory (~700 bytes each, without end in a long live session)."""
+    if item.model() is None and item.parent() is None and not item.hasChildren():
+        Shiboken.delete(item)
+
+
 def _take_subtree(parent: QStandardItem, row: int) -> None:
-    """Remove a row and everything below it by taking each item out, so Python owns
-    and frees every item.  removeRows() would delete them in C++ behind shiboken's back,
+    """Remove a row and everything below it by taking each item out, to be deleted
+    through shiboken (_free_item).  removeRows() would delete them in C++ behind its back,
     leaving stale wrappers whose addresses a later QObject can reuse (pyqtgraph then
     met a "QStandardItem" among a widget's children).  The row leaves the model first,
     in one removal; its descendants are then taken out of the detached item, unseen."""
@@ -1412,11 +1421,15 @@ class ProcessTreeModel(QStandardItemModel):
             self._place(child, self._root)
 
     def release_items(self) -> None:
-        """Take every item out before the model goes, so Python frees them (see
-        _take_subtree); the model is empty afterwards and can be filled again."""
+        """Take every item out before the model goes and delete it, the rows the filter
+        hides included (see _take_subtree, _free_item); the model is empty afterwards and
+        can be filled again."""
         root = self._root.item
         for row in range(root.rowCount() - 1, -1, -1):
             _take_subtree(root, row)
+        for node in self._by_uid.values():
+            if node is not self._root:
+                _free_item(node.item)
         self._by_uid = {0: self._root}
         self._by_address = {self._root.address: self._root}
         self._root.children = {}
@@ -1440,6 +1453,7 @@ class ProcessTreeModel(QStandardItemModel):
             del self._by_pid[node.pid]
         node.parent = None
         node.children = {}
+        _free_item(node.item)  # out of the model by now
 
     def _tooltip(self, node: _ProcessNode, column: int) -> str | None:
         v = node.values

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QApplication
+from shiboken6 import Shiboken
 
 from core.kernel import program as P
 from core.kernel.machine import Machine
@@ -578,6 +579,26 @@ def test_a_dropped_model_takes_the_wrappers_of_its_items_along(qapp):
     finally:
         gc.enable()
 
+
+
+def test_the_items_of_gone_rows_are_deleted(model, clock, qtbot):
+    """takeRow() leaves an item owned by C++, so a model that only dropped its wrapper
+    would keep every process that ever exited (a leak without end in a live session)."""
+    model.update(state(0, *BOOT, proc(20, "a.exe", parent=4), proc(24, "b.exe", parent=4)))
+    model.set_row_filter(TextFilter("b.exe"))  # a.exe's row is out of the model, hidden
+    items = {pid: model._by_pid[pid].item for pid in (20, 24)}
+    model.update(state(1000, *BOOT))  # both exit: red for a moment, then gone
+    clock.now += 2
+    model.expire_highlights()
+    model.update(state(2000, *BOOT))
+    assert model.index_for_pid(20) == QModelIndex() and model.index_for_pid(24) == QModelIndex()
+    assert [Shiboken.isValid(item) for item in items.values()] == [False, False]
+    # and release_items deletes everything, the rows a filter hides included
+    model.update(state(3000, *BOOT, proc(28, "c.exe", parent=4)))
+    kept = [node.item for node in model._by_uid.values() if node.item is not
+            model.invisibleRootItem()]
+    model.release_items()
+    assert kept and not any(Shiboken.isValid(item) for item in kept)
 
 NAMES = ("a.exe", "b.exe", "ab.exe", "svc.exe", "B")
 FILTERS = ("", "a", "B", "!a", "-b", "re:^a", "re:exe$", "!re:^(a|svc)", "j", "1", "re:[")
