@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
-    QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QPlainTextEdit,
+    QCheckBox, QDialog, QFormLayout, QLabel, QLineEdit, QPlainTextEdit,
     QVBoxLayout, QWidget,
 )
 
@@ -28,7 +28,7 @@ from core import scenario as sc
 from core.kernel.fibers import FIBER_FLAG_FLOAT_SWITCH, POINTER_LIMIT
 from core.units import parse_size
 from inspector.fiber_view import process_fibers
-from inspector.process_dialog import PROGRAM_LINES, ProgramError, parse_programs
+from inspector.process_dialog import PROGRAM_LINES, ProgramError, add_form_footer, parse_programs
 
 
 @dataclass(frozen=True)
@@ -106,17 +106,8 @@ class _FiberForm(QDialog):
         box = QVBoxLayout(self)
         self.form = QFormLayout()
         box.addLayout(self.form, 1)
-        self.error_label = QLabel()
-        self.error_label.setObjectName("fiber_form_error")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("QLabel { color: #b02a37; }")
-        box.addWidget(self.error_label)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                        | QDialogButtonBox.StandardButton.Cancel)
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        box.addWidget(self.buttons)
+        self.error_label, self.buttons, self.ok_button = add_form_footer(
+            self, box, "fiber_form_error")
 
     def _parameter_edit(self) -> QLineEdit:
         edit = QLineEdit("0")

@@ -53,6 +53,23 @@ _TIME_STEPS = (sc.Cpu, sc.Sleep, sc.Io)
 _NEVER_REACHED = re.compile(r"^step \d+ is never reached")
 
 
+def add_form_footer(dialog: QDialog, box: QVBoxLayout,
+                    error_name: str) -> tuple[QLabel, QDialogButtonBox, QPushButton]:
+    """The foot of a checked form: a red line for the problem found, then OK and
+    Cancel (the form keeps OK disabled while a problem shows)."""
+    error_label = QLabel()
+    error_label.setObjectName(error_name)
+    error_label.setWordWrap(True)
+    error_label.setStyleSheet("QLabel { color: #b02a37; }")
+    box.addWidget(error_label)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    box.addWidget(buttons)
+    return error_label, buttons, buttons.button(QDialogButtonBox.StandardButton.Ok)
+
+
 def error_text(code: int) -> str:
     """A GetLastError value as its name and number: ``ERROR_NOT_ENOUGH_QUOTA (1816)``."""
     return f"{ERROR_NAMES.get(code, 'error')} ({code})"
@@ -427,17 +444,8 @@ class CreateProcessDialog(QDialog):
         threads_box.addLayout(row_buttons)
         box.addWidget(threads_group, 1)
 
-        self.error_label = QLabel()
-        self.error_label.setObjectName("process_form_error")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("QLabel { color: #b02a37; }")
-        box.addWidget(self.error_label)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                        | QDialogButtonBox.StandardButton.Cancel)
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        box.addWidget(self.buttons)
+        self.error_label, self.buttons, self.ok_button = add_form_footer(
+            self, box, "process_form_error")
 
         self.add_button.clicked.connect(lambda: self.add_thread())
         self.remove_button.clicked.connect(lambda: self.remove_thread())
