@@ -41,6 +41,7 @@ import errno
 import os
 import resource
 import time
+from functools import cache
 
 from core.kernel.constants import STILL_ACTIVE
 
@@ -164,6 +165,24 @@ def wait_reason_for(letter: str, wchan: str | None, kernel_thread: bool = False)
     return "Executive" if kernel_thread else TASK_STATES[letter][1]
 
 
+# Pure mappings with a few dozen distinct arguments among all threads: cached, as they
+# run for every thread read.
+_wait_reason = cache(wait_reason_for)
+
+
+@cache
+def _thread_priority(policy: int, nice: int, rt_priority: int) -> tuple[int | None, str]:
+    """(NT priority, policy name) of a thread's scheduling parameters."""
+    return nt_priority(policy, nice, rt_priority), SCHED_POLICIES.get(policy, str(policy))
+
+
+@cache
+def _process_class(policy: int, nice: int) -> tuple[str | None, int | None, str]:
+    """(priority class, its base priority, policy name) of a process's parameters."""
+    cls = nt_priority_class(policy, nice)
+    return cls, class_base_priority(cls), SCHED_POLICIES.get(policy, str(policy))
+
+
 def raise_open_file_limit(wanted: int = 1 << 16) -> int:
     """Raise this process's soft RLIMIT_NOFILE towards `wanted` (never above the hard
     limit), so the sampler can keep a file open per thread. Returns the new soft limit.
@@ -283,12 +302,6 @@ class LinuxSource:
         self._procs: dict[int, _Proc] = {}
         self._tasks: dict[int, _Task] = {}
         self._has_schedstat: bool | None = None
-        # (policy, nice, rt_priority) -> (NT priority, policy name); (state letter,
-        # wchan, kernel thread) -> wait reason: a few dozen keys shared by all threads
-        self._sched_params: dict[tuple[int, int, int], tuple[int | None, str]] = {}
-        self._wait_reasons: dict[tuple[str, str | None, bool], str] = {}
-        # (policy, nice) -> (priority class, its base priority, policy name)
-        self._class_params: dict[tuple[int, int], tuple[str | None, int | None, str]] = {}
         self._gen = 0
         self._turn = 0
         self._previous: Snapshot | None = None
@@ -642,12 +655,7 @@ class LinuxSource:
     def _make_thread(self, rec: _Task, stat: bytes, f: list[bytes], sched: bytes,
                      letter: str, kthread: bool) -> ThreadInfo:
         rp = stat.rfind(b")")
-        params = (rec.policy, rec.nice, rec.rt_priority)
-        sched_params = self._sched_params.get(params)
-        if sched_params is None:
-            sched_params = self._sched_params[params] = (
-                nt_priority(*params), SCHED_POLICIES.get(params[0], str(params[0])))
-        priority, policy = sched_params
+        priority, policy = _thread_priority(rec.policy, rec.nice, rec.rt_priority)
         state = TASK_STATES.get(letter, _NO_STATE)[0]
         run_ns = run_delay = pcount = None
         if sched:
@@ -657,10 +665,7 @@ class LinuxSource:
         if switches is None and rec.voluntary is not None and rec.involuntary is not None:
             switches = rec.voluntary + rec.involuntary
         if state == "Waiting":
-            where = (letter, rec.wchan, kthread)
-            reason = self._wait_reasons.get(where)
-            if reason is None:
-                reason = self._wait_reasons[where] = wait_reason_for(*where)
+            reason = _wait_reason(letter, rec.wchan, kthread)
         else:
             reason = None if state is None else ""
         start = rec.start or 0
@@ -784,12 +789,7 @@ class LinuxSource:
             return old
         rec.stat_raw = raw
         policy, nice = int(f[F_POLICY]), int(f[F_NICE])
-        cls_params = self._class_params.get((policy, nice))
-        if cls_params is None:
-            cls = nt_priority_class(policy, nice)
-            cls_params = self._class_params[policy, nice] = (
-                cls, class_base_priority(cls), SCHED_POLICIES.get(policy, str(policy)))
-        cls, base_priority, policy_name = cls_params
+        cls, base_priority, policy_name = _process_class(policy, nice)
         # tids are listed in order, so the leader (tid = pid) is first, bar a wrapped pid
         leader = threads_t[0] if threads_t and threads_t[0].tid == pid else \
             next((t for t in threads_t if t.tid == pid), None)
