@@ -1,7 +1,8 @@
-import pytest
 """Shared test set-up: Qt renders offscreen, so the suite needs no display."""
 
 import os
+
+import pytest
 
 # Before anything imports Qt (pytest-qt does at plugin load, after this conftest is read).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -31,3 +32,21 @@ def no_mouse_rate_limit():
     pg.setConfigOption("mouseRateLimit", -1)
     yield
     pg.setConfigOption("mouseRateLimit", old)
+
+
+@pytest.fixture
+def answer_next_dialog():
+    """answer(accept, fill=None): once the event loop runs (inside a modal exec), fill
+    in the visible dialog with `fill(dialog)` and accept or reject it, as a user would."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    def answer(accept: bool, fill=None) -> None:
+        def act():
+            dialog = next(w for w in QApplication.topLevelWidgets()
+                          if isinstance(w, QDialog) and w.isVisible())
+            if fill is not None:
+                fill(dialog)
+            dialog.accept() if accept else dialog.reject()
+        QTimer.singleShot(0, act)
+    return answer

@@ -4,8 +4,8 @@ ConvertFiberToThread on the thread whose fibers the Fibers dock shows (pytest-qt
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QDialog
 
 from core.kernel import program as P
 from core.kernel.constants import TERMINATED, WAITING, ms
@@ -378,19 +378,12 @@ def test_session_and_live_sources_take_no_fiber_calls(win, tmp_path):
     assert enabled(win)["convert_thread_to_fiber"]
 
 
-def test_the_real_forms_through_the_menu(win):
+def test_the_real_forms_through_the_menu(win, answer_next_dialog):
     """Dialogs runs the fiber forms modally: accepted, the call is made; cancelled, not."""
     t = thread_named(win, "main")
     win.dialogs = Dialogs(win)
 
-    def answer(accept: bool, fill=None):
-        def act():
-            dialog = next(w for w in QApplication.topLevelWidgets()
-                          if isinstance(w, QDialog) and w.isVisible())
-            if fill is not None:
-                fill(dialog)
-            dialog.accept() if accept else dialog.reject()
-        QTimer.singleShot(0, act)
+    answer = answer_next_dialog
 
     answer(False)
     trigger(win, "convert_thread_to_fiber")

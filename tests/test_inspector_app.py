@@ -400,8 +400,6 @@ def test_build_switch_relays_out_the_shown_object(window):
 
 
 def test_every_action_has_an_object_name(window):
-    from PySide6.QtGui import QAction
-
     def walk(actions):
         for a in actions:
             if a.menu() is not None:
@@ -715,22 +713,11 @@ def test_following_a_pointer_to_a_process_selects_it_everywhere(window):
     assert window.object_view.current_object.type == "_ETHREAD"
 
 
-def test_the_real_forms_return_their_request_or_none(window):
+def test_the_real_forms_return_their_request_or_none(window, answer_next_dialog):
     """Dialogs runs each form modally: accepted, its request; cancelled, None."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QDialog
-
     from inspector.main_window import Dialogs
 
-    def answer(accept: bool, fill=None):
-        def act():
-            dialog = next(w for w in QApplication.topLevelWidgets()
-                          if isinstance(w, QDialog) and w.isVisible())
-            if fill is not None:
-                fill(dialog)
-            dialog.accept() if accept else dialog.reject()
-        QTimer.singleShot(0, act)
-
+    answer = answer_next_dialog
     dialogs = Dialogs(window)
     m = window.sim.machine
     answer(False)
