@@ -1070,12 +1070,16 @@ class MainWindow(QMainWindow):
 
     def _report_last_error(self, ok, op: str) -> None:
         if not ok and self.sim.machine.last_error:
-            from core.kernel.constants import ERROR_NAMES
-
-            code, reason = self.sim.machine.last_error, self.sim.machine.last_error_reason
-            self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})"
-                               + (f": {reason}" if reason else ""))
+            self._show_last_error(op)
         self.refresh()
+
+    def _show_last_error(self, op: str) -> None:
+        """The kernel's last error, by its Windows name, with its reason if it gave one."""
+        from core.kernel.constants import ERROR_NAMES
+
+        code, reason = self.sim.machine.last_error, self.sim.machine.last_error_reason
+        self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})"
+                           + (f": {reason}" if reason else ""))
 
     def set_priority(self) -> None:
         t = self._need(self.selected_thread())
@@ -1381,15 +1385,10 @@ class MainWindow(QMainWindow):
     def _job_call(self, op: str, call) -> bool:
         """Make one job API call; a failure is shown with its Windows error name and,
         when the kernel gave one, the reason."""
-        from core.kernel.constants import ERROR_NAMES
-
-        m = self.sim.machine
         ok = bool(call())
-        m.dispatch()  # a limit may have changed what runs where
+        self.sim.machine.dispatch()  # a limit may have changed what runs where
         if not ok:
-            code, reason = m.last_error, m.last_error_reason
-            self.dialogs.error(op, f"{op} failed: {ERROR_NAMES.get(code, code)} ({code})"
-                               + (f": {reason}" if reason else ""))
+            self._show_last_error(op)
         return ok
 
     def _jobs_changed(self) -> None:
