@@ -79,6 +79,20 @@ def snapshot(processes, *, at, cpu_busy=(0.0, 0.0)):
                     skipped={"vanished": 0, "denied": 0})
 
 
+def test_records_are_read_only_and_keyed_by_id_and_start():
+    """Sources share an unchanged record between snapshots, so none may be changed."""
+    t = thread(7, 5, 10, start=42)
+    p = process(5, [t], start=40)
+    assert (t.key, p.key) == ((7, 42), (5, 40))
+    with pytest.raises(AttributeError):
+        t.state = "Running"
+    with pytest.raises(AttributeError):
+        p.threads = ()
+    with pytest.raises(TypeError):
+        ThreadInfo(tid=1, pid=1, start_stamp=1).native["x"] = 1  # the default is shared
+    assert t._replace(state="Running").state == "Running" and t.state == "Waiting"
+
+
 def test_deltas_give_cpu_percent_of_the_whole_machine():
     idle = thread(11, 10, 5_000_000)
     busy_before = thread(12, 10, 1_000_000_000, cpu=1, switches=10)

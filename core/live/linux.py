@@ -36,7 +36,6 @@ recycled PID or TID is never read through it (the read fails with ESRCH). Identi
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import resource
@@ -649,7 +648,7 @@ class LinuxSource:
         native = dict(rec.info.native, voluntary_switches=rec.voluntary,
                       involuntary_switches=rec.involuntary)
         native.pop("pending", None)
-        rec.info = dataclasses.replace(rec.info, native=native)
+        rec.info = rec.info._replace(native=native)
         return rec.info
 
     def _make_thread(self, rec: _Task, stat: bytes, f: list[bytes], sched: bytes,

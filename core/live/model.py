@@ -22,8 +22,11 @@ records are read-only once published.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import NamedTuple
 
 from core.kernel.constants import CLASS_BASE_PRIORITY, STILL_ACTIVE
 
@@ -37,8 +40,13 @@ class LiveError(Exception):
     """The host cannot be sampled at all (no /proc, say); the message is one line."""
 
 
-@dataclass(frozen=True, slots=True)
-class ThreadInfo:
+# The two records made for every process and thread of every sample are named tuples,
+# as psutil's are: immutable, and about eight times cheaper to make than a frozen
+# dataclass (0.4 against 3.8 us), which counts at 10,000 threads a sample.
+NO_NATIVE: Mapping = MappingProxyType({})
+
+
+class ThreadInfo(NamedTuple):
     """One thread as sampled. None means the OS does not have or did not give it.
     `key` is (tid, start_stamp)."""
     tid: int
@@ -58,11 +66,11 @@ class ThreadInfo:
     create_time: float | None = None  # seconds since the epoch
     create_time_us: float | None = None  # microseconds since boot (the view's time base)
     exit_code: int | None = None
-    native: dict = field(default_factory=dict)
-    key: Key = field(init=False, repr=False, compare=False)
+    native: Mapping = NO_NATIVE
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.tid, self.start_stamp))
+    @property
+    def key(self) -> Key:
+        return (self.tid, self.start_stamp)
 
     @property
     def cpu_time_ns(self) -> int | None:
@@ -74,8 +82,7 @@ class ThreadInfo:
         return round((self.user_time_s + self.kernel_time_s) * 1e9)
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessInfo:
+class ProcessInfo(NamedTuple):
     """One process as sampled, with its threads. `readable` is False when the OS
     refused some of it (access denied): what could be read is filled in."""
     pid: int
@@ -94,11 +101,11 @@ class ProcessInfo:
     jobs: tuple[str, ...] = ()
     threads: tuple[ThreadInfo, ...] = ()
     readable: bool = True
-    native: dict = field(default_factory=dict)
-    key: Key = field(init=False, repr=False, compare=False)
+    native: Mapping = NO_NATIVE
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.pid, self.start_stamp))
+    @property
+    def key(self) -> Key:
+        return (self.pid, self.start_stamp)
 
     @property
     def cpu_time_ns(self) -> int | None:
