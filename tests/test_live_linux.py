@@ -215,6 +215,22 @@ def test_with_full_every_1_the_second_sample_reads_what_the_first_left(children)
         == _switch_counts(stopped, second.tid)
 
 
+def test_affinity_is_the_cpus_a_thread_may_run_on(children):
+    """From sched_getaffinity on a first read, from status once the thread has run."""
+    pid = children["worker"]
+    cpus = sorted(os.sched_getaffinity(0))
+    with LinuxSource() as source:
+        [spinner] = [t for t in source.sample().find(pid).threads if t.name == "spinner"]
+        assert spinner.affinity == tuple(sorted(os.sched_getaffinity(spinner.tid)))
+        os.sched_setaffinity(spinner.tid, {cpus[-1]})
+        try:
+            threading.Event().wait(0.05)  # it runs, so its status is read again
+            [again] = [t for t in source.sample().find(pid).threads if t.tid == spinner.tid]
+        finally:
+            os.sched_setaffinity(spinner.tid, set(cpus))
+    assert again.affinity == (cpus[-1],)
+
+
 def test_priorities_follow_nice(sampled, children):
     _, snap, _ = sampled
     p = snap.find(children["worker"])

@@ -116,6 +116,30 @@ def test_states_wait_reasons_and_switches(fake):
     assert pending == 0 and not any("pending" in t.native for t in threads.values())
 
 
+def test_affinity_leaves_out_cpus_that_are_not_online(fake):
+    """status lists the CPUs a thread is allowed, online or not (a VM's possible CPUs);
+    sched_getaffinity, and KOI, give those online: the ones /proc/stat lists."""
+    fake.process(30, "app", {30: {"cpus": "0-63"}, 31: {"cpus": "1,5-7"}})
+    with source(fake) as s:
+        threads = {t.tid: t for t in s.sample().find(30).threads}
+    assert threads[30].affinity == (0, 1) and threads[31].affinity == (1,)
+
+
+def test_switch_counts_with_lines_after_them(fake):
+    """Newer kernels print lines after the switch counts (x86_Thread_features ...)."""
+    fake.process(40, "app")
+    status = fake.root / "40" / "task" / "40" / "status"
+    status.write_text(status.read_text() + "x86_Thread_features:\t\nuntag_mask:\t0x0\n")
+    fake.process(41, "old")
+    status = fake.root / "41" / "task" / "41" / "status"
+    status.write_text("Name:\told\nCpus_allowed_list:\t0\nvoluntary_ctxt_switches:\t9\n")
+    with source(fake) as s:
+        snap = s.sample()
+    [t40], [t41] = snap.find(40).threads, snap.find(41).threads
+    assert (t40.native["voluntary_switches"], t40.native["involuntary_switches"]) == (2, 1)
+    assert (t41.native["voluntary_switches"], t41.native["involuntary_switches"]) == (9, None)
+
+
 def test_wait_reason_fallbacks():
     assert wait_reason_for("S", "hrtimer_nanosleep") == "DelayExecution"
     assert wait_reason_for("S", "__x64_sys_pause") == "UserRequest"

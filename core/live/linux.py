@@ -40,7 +40,7 @@ import errno
 import os
 import resource
 import time
-from functools import cache
+from functools import cache, lru_cache
 
 from core.kernel.constants import STILL_ACTIVE
 
@@ -164,15 +164,44 @@ def wait_reason_for(letter: str, wchan: str | None, kernel_thread: bool = False)
     return "Executive" if kernel_thread else TASK_STATES[letter][1]
 
 
-# Pure mappings with a few dozen distinct arguments among all threads: cached, as they
-# run for every thread read.
-_wait_reason = cache(wait_reason_for)
+# Pure mappings run for every thread read, with few distinct arguments among all
+# threads: cached. Names can be many over a long run, so theirs is bounded.
+@cache
+def _state_and_reason(letter: str, wchan: str | None,
+                      kthread: bool) -> tuple[str | None, str | None]:
+    """(KTHREAD_STATE name, KWAIT_REASON name) of a thread in state `letter`."""
+    state = TASK_STATES.get(letter, _NO_STATE)[0]
+    if state == "Waiting":
+        return state, wait_reason_for(letter, wchan, kthread)
+    return state, None if state is None else ""
 
 
 @cache
-def _thread_priority(policy: int, nice: int, rt_priority: int) -> tuple[int | None, str]:
-    """(NT priority, policy name) of a thread's scheduling parameters."""
-    return nt_priority(policy, nice, rt_priority), SCHED_POLICIES.get(policy, str(policy))
+def _sched_params(policy: bytes, nice: bytes,
+                  rt_priority: bytes) -> tuple[int, int, int, int | None, str]:
+    """(policy, nice, real-time priority, NT priority, policy name) from a thread's
+    stat fields."""
+    p, n, rt = int(policy), int(nice), int(rt_priority)
+    return p, n, rt, nt_priority(p, n, rt), SCHED_POLICIES.get(p, str(p))
+
+
+@cache
+def _cpu_tuple(cpus: frozenset[int]) -> tuple[int, ...]:
+    """A CPU set as the sorted tuple a record holds; one tuple shared by every thread
+    with that set."""
+    return tuple(sorted(cpus))
+
+
+@lru_cache(maxsize=4096)
+def _task_name(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+@lru_cache(maxsize=1024)
+def _wchan_name(raw: bytes) -> str | None:
+    """The function a thread sleeps in, from its wchan file (None: none given)."""
+    text = raw.decode("ascii", "replace").strip()
+    return None if text in ("", "0") else text
 
 
 @cache
@@ -215,25 +244,18 @@ class _Gone(Exception):
     """The task exited (or its id now names another task)."""
 
 
-class _File:
-    """A /proc file, and the descriptor it is kept open on (-1: not kept)."""
-    __slots__ = ("path", "fd")
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fd = -1
-
-
+# The records below keep the descriptors of their files that are kept open in slots
+# named for them (-1: not kept), rather than in an object per file: a first sample makes
+# a record per thread, and each object more is work for the garbage collector.
 class _Task:
-    __slots__ = ("tid", "pid", "base", "start", "stat", "sched", "stat_raw", "sched_raw",
+    __slots__ = ("tid", "pid", "base", "start", "stat_fd", "sched_fd", "stat_raw", "sched_raw",
                  "letter", "wchan", "voluntary", "involuntary", "pending", "affinity", "nice",
                  "policy", "rt_priority", "info")
 
     def __init__(self, tid: int, pid: int, base: str):
         self.tid, self.pid, self.base = tid, pid, base
         self.start: int | None = None
-        self.stat = _File(base + "/stat")
-        self.sched = _File(base + "/schedstat")
+        self.stat_fd = self.sched_fd = -1
         self.stat_raw = self.sched_raw = b""
         self.letter = ""
         self.wchan: str | None = None
@@ -246,13 +268,13 @@ class _Task:
 
 
 class _Proc:
-    __slots__ = ("pid", "base", "start", "stat", "stat_raw", "clock", "comm", "uid",
+    __slots__ = ("pid", "base", "start", "stat_fd", "stat_raw", "clock", "comm", "uid",
                  "cmdline", "cgroup_raw", "jobs", "tids", "info", "seen")
 
     def __init__(self, pid: int, base: str):
         self.pid, self.base = pid, base
         self.start: int | None = None
-        self.stat = _File(base + "/stat")
+        self.stat_fd = -1
         self.stat_raw = b""
         self.clock: int | None = None
         self.comm: str | None = None
@@ -290,9 +312,9 @@ class LinuxSource:
         self._real = _same_pid_namespace(self.proc)
         self._budget = default_fd_budget() if max_open_files is None else max_open_files
         self._open = 0
-        self._stat_file = _File(self.proc + "/stat")
+        self.base, self.stat_fd = self.proc, -1  # /proc/stat, kept open
         try:
-            self._read(self._stat_file, 1 << 16)
+            self._read(self, "stat_fd", "/stat", 1 << 16)
         except (OSError, _Gone):
             raise LiveError(f"cannot read {self.proc}/stat: this is not a Linux /proc") \
                 from None
@@ -301,31 +323,37 @@ class LinuxSource:
         self._procs: dict[int, _Proc] = {}
         self._tasks: dict[int, _Task] = {}
         self._has_schedstat: bool | None = None
+        self._online: frozenset[int] = frozenset()  # the CPUs /proc/stat lists
+        self._cpu_lists: dict[bytes, tuple[int, ...] | None] = {}  # parsed Cpus_allowed_lists
         self._gen = 0
         self._turn = 0
         self._previous: Snapshot | None = None
 
     # ---- file access ------------------------------------------------------------------
-    def _read(self, f: _File, size: int = 4096, keep: bool = True) -> bytes:
-        """The file's content. Raises _Gone when the task has exited, PermissionError
-        when access is denied."""
-        if f.fd >= 0:
+    def _read(self, rec, slot: str, name: str, size: int = 4096, keep: bool = True) -> bytes:
+        """The content of file `name` of `rec` (its directory is rec.base), through the
+        descriptor in its slot `slot` if kept, else opened (and kept in that slot if
+        `keep` and the budget allows). Raises _Gone when the task has exited,
+        PermissionError when access is denied."""
+        fd = getattr(rec, slot)
+        if fd >= 0:
             try:
-                data = os.pread(f.fd, size, 0)
+                data = os.pread(fd, size, 0)
             except OSError:
                 data = b""
             if data:
                 return data
-            self._close(f)
+            self._close(rec, slot)
             raise _Gone
+        path = rec.base + name
         try:
-            fd = os.open(f.path, _O_READ)
+            fd = os.open(path, _O_READ)
         except PermissionError:
             raise
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
                 raise _Gone from None  # ENOENT, ESRCH: it exited
-            fd = self._open_short_of_descriptors(f.path)
+            fd = self._open_short_of_descriptors(path)
         try:
             data = os.read(fd, size)
         except OSError as exc:
@@ -334,7 +362,7 @@ class LinuxSource:
                 raise
             raise _Gone from None
         if keep and self._open < self._budget:
-            f.fd = fd
+            setattr(rec, slot, fd)
             self._open += 1
         else:
             os.close(fd)
@@ -350,8 +378,8 @@ class LinuxSource:
         for rec in list(self._tasks.values()):
             if self._open <= self._budget:
                 break
-            self._close(rec.sched)
-            self._close(rec.stat)
+            self._close(rec, "sched_fd")
+            self._close(rec, "stat_fd")
         try:
             return os.open(path, _O_READ)
         except OSError as exc:
@@ -380,22 +408,24 @@ class LinuxSource:
         finally:
             os.close(fd)
 
-    def _close(self, f: _File) -> None:
-        if f.fd >= 0:
+    def _close(self, rec, slot: str) -> None:
+        """Close the descriptor kept in `rec`'s slot `slot`, if any."""
+        fd = getattr(rec, slot)
+        if fd >= 0:
             try:
-                os.close(f.fd)
+                os.close(fd)
             finally:
-                f.fd = -1
+                setattr(rec, slot, -1)
                 self._open -= 1
 
     def _drop_task(self, rec: _Task) -> None:
-        self._close(rec.stat)
-        self._close(rec.sched)
+        self._close(rec, "stat_fd")
+        self._close(rec, "sched_fd")
         if self._tasks.get(rec.tid) is rec:
             del self._tasks[rec.tid]
 
     def _drop_proc(self, rec: _Proc) -> None:
-        self._close(rec.stat)
+        self._close(rec, "stat_fd")
         for tid in rec.tids:
             task = self._tasks.get(tid)
             if task is not None and task.pid == rec.pid:
@@ -421,7 +451,7 @@ class LinuxSource:
             self._drop_task(rec)
         for prec in list(self._procs.values()):
             self._drop_proc(prec)
-        self._close(self._stat_file)
+        self._close(self, "stat_fd")
         self._previous = None
 
     def __enter__(self) -> LinuxSource:
@@ -433,7 +463,7 @@ class LinuxSource:
     # ---- CPUs ---------------------------------------------------------------------------
     def _cpu_times(self) -> list[CpuTimes]:
         try:
-            text = self._read(self._stat_file, 1 << 16)
+            text = self._read(self, "stat_fd", "/stat", 1 << 16)
         except (OSError, _Gone):
             raise LiveError(f"cannot read {self.proc}/stat") from None
         out = []
@@ -460,21 +490,27 @@ class LinuxSource:
 
     # ---- threads ------------------------------------------------------------------------
     def _affinity(self, rec: _Task, status: bytes | None) -> tuple[int, ...] | None:
+        """The CPUs the thread may run on: from its status when that was read (its
+        Cpus_allowed_list, less CPUs that are not online, as sched_getaffinity gives
+        it), else from the system call, else what was known."""
+        if status is not None:
+            at = status.rfind(b"\nCpus_allowed_list:")
+            if at >= 0:
+                end = status.find(b"\n", at + 19)
+                raw = status[at + 19:end if end >= 0 else None]
+                if raw not in self._cpu_lists:
+                    listed = parse_cpu_list(raw.decode("ascii", "replace")) or ()
+                    self._cpu_lists[raw] = tuple(c for c in listed if c in self._online) or None
+                return self._cpu_lists[raw]
         if self._real:
             try:
                 cpus = os.sched_getaffinity(rec.tid)
             except OSError:
                 return rec.affinity
-            if rec.affinity is not None and len(cpus) == len(rec.affinity) \
-                    and all(c in cpus for c in rec.affinity):
-                return rec.affinity
-            return tuple(sorted(cpus))
-        if status is not None:
-            at = status.find(b"\nCpus_allowed_list:")
-            if at >= 0:
-                end = status.find(b"\n", at + 1)
-                return parse_cpu_list(status[at + 19:end if end >= 0 else None]
-                                      .decode("ascii", "replace"))
+            known = rec.affinity
+            if known is not None and len(cpus) == len(known) and all(c in cpus for c in known):
+                return known
+            return _cpu_tuple(frozenset(cpus))
         return rec.affinity
 
     def _params_unchanged(self, rec: _Task) -> bool:
@@ -507,10 +543,10 @@ class LinuxSource:
         for tid in tids:
             rec = tasks.get(tid)
             sched = None
-            if rec is not None and rec.pid == pid and rec.sched.fd >= 0 \
+            if rec is not None and rec.pid == pid and rec.sched_fd >= 0 \
                     and rec.letter in _SETTLED and rec.info is not None:
                 try:
-                    sched = pread(rec.sched.fd, 256, 0)
+                    sched = pread(rec.sched_fd, 256, 0)
                 except OSError:
                     sched = None
                 if sched and sched == rec.sched_raw and not full:
@@ -558,9 +594,9 @@ class LinuxSource:
         if self._has_schedstat is False:
             return b""
         try:
-            sched = self._read(rec.sched, 256)
+            sched = self._read(rec, "sched_fd", "/schedstat", 256)
         except _Gone:
-            if self._has_schedstat is None and os.path.exists(rec.stat.path):
+            if self._has_schedstat is None and os.path.exists(rec.base + "/stat"):
                 self._has_schedstat = False
                 return b""
             raise
@@ -576,7 +612,7 @@ class LinuxSource:
         turn in the rotation: status is the dearest file of a first sample
         (docs/live.md, Costs)."""
         sched = self._schedstat(rec)
-        stat = self._read(rec.stat, 4096, keep=False)
+        stat = self._read(rec, "stat_fd", "/stat", 4096, keep=False)
         f = stat[stat.rfind(b")") + 2:].split()
         rec.start = int(f[F_START])
         status = None
@@ -600,14 +636,15 @@ class LinuxSource:
         # Keep stat open only for threads read every sample (running, runnable or in
         # a disk wait, or all with full_every=1); a settled sleeper's is read rarely.
         every_sample = self.full_every == 1
-        stat = self._read(rec.stat, 4096, keep=every_sample or rec.letter not in _SETTLED)
+        stat = self._read(rec, "stat_fd", "/stat", 4096,
+                          keep=every_sample or rec.letter not in _SETTLED)
         if not ran and stat == rec.stat_raw and rec.info is not None and not rec.pending:
             return rec.info
         f = stat[stat.rfind(b")") + 2:].split()
         if int(f[F_START]) != rec.start:
             raise _Gone  # a read by path reached a new task with the same id
         if f[F_STATE][0] in _SETTLED_BYTES and not every_sample:
-            self._close(rec.stat)
+            self._close(rec, "stat_fd")
         # Switch counts and the wait location change only when the thread runs.
         status = self._read_status(rec) if ran or rec.pending else None
         return self._publish(rec, stat, f, sched, kthread, status, ran)
@@ -615,21 +652,50 @@ class LinuxSource:
     def _publish(self, rec: _Task, stat: bytes, f: list[bytes], sched: bytes, kthread: bool,
                  status: bytes | None, ran: bool) -> ThreadInfo:
         """Record what was read of the thread, reading its wchan if it sleeps where it
-        may not have slept before, and make its ThreadInfo."""
+        may not have slept before, and make its ThreadInfo. Runs for every thread of a
+        first sample, so the work of its parsing is cached where the inputs repeat."""
         letter = chr(f[F_STATE][0])
         if letter in _WAITING:
             if ran or letter != rec.letter or rec.wchan is None:
                 raw = self._read_once(rec.base + "/wchan", 256)
-                text = raw.decode("ascii", "replace").strip() if raw else ""
-                rec.wchan = None if text in ("", "0") else text
+                rec.wchan = _wchan_name(raw) if raw else None
         else:
             rec.wchan = None
-        rec.affinity = self._affinity(rec, status)
+        affinity = rec.affinity = self._affinity(rec, status)
         rec.letter = letter
         rec.stat_raw, rec.sched_raw = stat, sched
-        rec.policy, rec.nice, rec.rt_priority = (int(f[F_POLICY]), int(f[F_NICE]),
-                                                 int(f[F_RT_PRIORITY]))
-        rec.info = self._make_thread(rec, stat, f, sched, letter, kthread)
+        policy, nice, rt_priority, priority, policy_name = _sched_params(
+            f[F_POLICY], f[F_NICE], f[F_RT_PRIORITY])
+        rec.policy, rec.nice, rec.rt_priority = policy, nice, rt_priority
+        state, reason = _state_and_reason(letter, rec.wchan, kthread)
+        run_ns = run_delay = None
+        voluntary, involuntary = rec.voluntary, rec.involuntary
+        if sched:
+            s = sched.split()
+            run_ns, run_delay, switches = int(s[0]), int(s[1]), int(s[2])
+        elif voluntary is not None and involuntary is not None:
+            switches = voluntary + involuntary
+        else:
+            switches = None
+        start = rec.start or 0
+        native = {"state": letter, "wchan": rec.wchan, "nice": nice, "policy": policy_name,
+                  "rt_priority": rt_priority, "kernel_priority": int(f[F_PRIORITY]),
+                  "voluntary_switches": voluntary, "involuntary_switches": involuntary,
+                  "run_delay_ns": run_delay, "kernel_thread": kthread}
+        if rec.pending:
+            native["pending"] = PENDING_SWITCHES
+        rec.info = ThreadInfo(
+            tid=rec.tid, pid=rec.pid, start_stamp=start,
+            name=_task_name(stat[stat.find(b"(") + 1:stat.rfind(b")")]),
+            state=state, wait_reason=reason, priority=priority, base_priority=priority,
+            user_time_s=int(f[F_UTIME]) / CLK_TCK, kernel_time_s=int(f[F_STIME]) / CLK_TCK,
+            run_time_ns=run_ns, context_switches=switches, cpu=int(f[F_PROCESSOR]),
+            affinity=affinity,
+            create_time=self._boot_epoch + start / CLK_TCK,
+            create_time_us=start * 1e6 / CLK_TCK,
+            exit_code=_exit_status(f) if state == "Terminated" else STILL_ACTIVE,
+            native=native,
+        )
         return rec.info
 
     def _read_status(self, rec: _Task) -> bytes | None:
@@ -637,8 +703,7 @@ class LinuxSource:
         status = self._read_once(rec.base + "/status", 16384)
         rec.pending = False
         if status is not None:
-            rec.voluntary = _status_int(status, b"\nvoluntary_ctxt_switches:")
-            rec.involuntary = _status_int(status, b"\nnonvoluntary_ctxt_switches:")
+            rec.voluntary, rec.involuntary = _switch_counts(status)
         return status
 
     def _complete(self, rec: _Task) -> ThreadInfo:
@@ -650,42 +715,6 @@ class LinuxSource:
         native.pop("pending", None)
         rec.info = rec.info._replace(native=native)
         return rec.info
-
-    def _make_thread(self, rec: _Task, stat: bytes, f: list[bytes], sched: bytes,
-                     letter: str, kthread: bool) -> ThreadInfo:
-        rp = stat.rfind(b")")
-        priority, policy = _thread_priority(rec.policy, rec.nice, rec.rt_priority)
-        state = TASK_STATES.get(letter, _NO_STATE)[0]
-        run_ns = run_delay = pcount = None
-        if sched:
-            s = sched.split()
-            run_ns, run_delay, pcount = int(s[0]), int(s[1]), int(s[2])
-        switches = pcount
-        if switches is None and rec.voluntary is not None and rec.involuntary is not None:
-            switches = rec.voluntary + rec.involuntary
-        if state == "Waiting":
-            reason = _wait_reason(letter, rec.wchan, kthread)
-        else:
-            reason = None if state is None else ""
-        start = rec.start or 0
-        native = {"state": letter, "wchan": rec.wchan, "nice": rec.nice, "policy": policy,
-                  "rt_priority": rec.rt_priority, "kernel_priority": int(f[F_PRIORITY]),
-                  "voluntary_switches": rec.voluntary, "involuntary_switches": rec.involuntary,
-                  "run_delay_ns": run_delay, "kernel_thread": kthread}
-        if rec.pending:
-            native["pending"] = PENDING_SWITCHES
-        return ThreadInfo(
-            tid=rec.tid, pid=rec.pid, start_stamp=start,
-            name=stat[stat.find(b"(") + 1:rp].decode("utf-8", "replace"),
-            state=state, wait_reason=reason, priority=priority, base_priority=priority,
-            user_time_s=int(f[F_UTIME]) / CLK_TCK, kernel_time_s=int(f[F_STIME]) / CLK_TCK,
-            run_time_ns=run_ns, context_switches=switches, cpu=int(f[F_PROCESSOR]),
-            affinity=rec.affinity,
-            create_time=self._boot_epoch + start / CLK_TCK,
-            create_time_us=start * 1e6 / CLK_TCK,
-            exit_code=_exit_status(f) if state == "Terminated" else STILL_ACTIVE,
-            native=native,
-        )
 
     # ---- processes ----------------------------------------------------------------------
     def _process(self, pid: int, full: bool, skipped: dict) -> ProcessInfo | None:
@@ -707,7 +736,7 @@ class LinuxSource:
                 rec = _Proc(pid, f"{self.proc}/{pid}")
                 self._procs[pid] = rec
             try:
-                raw = self._read(rec.stat)
+                raw = self._read(rec, "stat_fd", "/stat")
                 break
             except _Gone:
                 self._drop_proc(rec)
@@ -843,6 +872,9 @@ class LinuxSource:
         wall = time.time()
         uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
         cpu_times = self._cpu_times()
+        online = frozenset(c.cpu for c in cpu_times) or frozenset(range(os.cpu_count() or 1))
+        if online != self._online:
+            self._online, self._cpu_lists = online, {}
         try:
             names = os.listdir(self.proc)
         except OSError as exc:
@@ -882,15 +914,22 @@ def _same_pid_namespace(proc: str) -> bool:
         return False
 
 
-def _status_int(status: bytes, key: bytes) -> int | None:
-    at = status.find(key)
+def _switch_counts(status: bytes) -> tuple[int | None, int | None]:
+    """(voluntary, involuntary) context switches from a status file, whose last lines
+    they are (some kernels add lines after them)."""
+    at = status.rfind(b"\nvoluntary_ctxt_switches:")
     if at < 0:
-        return None
-    end = status.find(b"\n", at + len(key))
+        return None, None
+    words = status[at:at + 128].split()
     try:
-        return int(status[at + len(key):end if end >= 0 else None])
-    except ValueError:
-        return None
+        voluntary = int(words[1])
+    except (IndexError, ValueError):
+        return None, None
+    try:
+        involuntary = int(words[3]) if words[2] == b"nonvoluntary_ctxt_switches:" else None
+    except (IndexError, ValueError):
+        involuntary = None
+    return voluntary, involuntary
 
 
 def _exit_status(f: list[bytes]) -> int | None:
