@@ -610,6 +610,40 @@ def test_deltas_rebuild_every_document(docs):
         prev = cur
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_doc(), min_size=1, max_size=8), st.data())
+def test_processes_handed_over_again_record_as_copies_would(docs, data):
+    """A source that rebuilds only what changed (core.live's ViewStateBuilder) hands an
+    unchanged process over as the very dict it gave before; the recorder takes that as
+    unchanged without looking. Recorded that way or as fresh copies, a session is the
+    same: every state, every object's lifetime."""
+    docs = json.loads(json.dumps(docs))
+    for i, doc in enumerate(docs):
+        doc["time_us"] = i * 1000.0
+        before = {p["pid"]: p for p in (docs[i - 1].get("processes") or ()) if i}
+        procs = doc.get("processes")
+        if _keyed_pids(procs) and _keyed_pids(docs[i - 1].get("processes") if i else None):
+            doc["processes"] = [before[p["pid"]] if p["pid"] in before and data.draw(
+                st.booleans()) else p for p in procs]
+    sessions = []
+    for fed in (docs, json.loads(json.dumps(docs))):
+        rec = Recorder(None, source="live", keyframe_every=3)
+        for doc in fed:
+            rec.add_state(doc["time_us"], doc)
+        sessions.append(rec.to_session())
+    with sessions[0] as a, sessions[1] as b:
+        for doc in docs:
+            assert a.state_at(doc["time_us"]) == b.state_at(doc["time_us"]) == \
+                json.loads(json.dumps(doc))
+        order = lambda o: json.dumps(o, sort_keys=True)  # noqa: E731
+        assert sorted(a.objects(), key=order) == sorted(b.objects(), key=order)
+
+
+def _keyed_pids(procs) -> bool:
+    """Is `procs` a processes list the codec decomposes (dicts with distinct pids)?"""
+    return isinstance(procs, list) and len({p["pid"] for p in procs}) == len(procs)
+
+
 def test_trace_chunks_round_trip_any_integers():
     rng = np.random.default_rng(7)
     n = 1000

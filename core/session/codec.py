@@ -82,9 +82,10 @@ class FlatState:
     threads / torder: pid -> {tid: fields} / pid -> tids in order, for the processes
     whose ``threads`` are decomposed.
     jobs / jorder: the same for jobs, keyed by ``name``.
+    sources: pid -> the process dict of the document it was flattened from.
     """
 
-    __slots__ = ("top", "procs", "porder", "threads", "torder", "jobs", "jorder")
+    __slots__ = ("top", "procs", "porder", "threads", "torder", "jobs", "jorder", "sources")
 
     def __init__(self) -> None:
         self.top: dict = {}
@@ -94,9 +95,16 @@ class FlatState:
         self.torder: dict = {}
         self.jobs: dict = {}
         self.jorder: list | None = None
+        self.sources: dict = {}
 
 
-def flatten(doc: dict) -> FlatState:
+def flatten(doc: dict, prev: FlatState | None = None) -> FlatState:
+    """`doc` as a FlatState. `prev`, the flattening of the document before it: a process
+    given as the very dict given then (a source that rebuilds only what changed, such as
+    core.live's ViewStateBuilder, hands unchanged processes over again) is not looked at
+    again; its fields and threads are prev's, the same objects, which is how `diff` and
+    the recorder know it unchanged. Documents must therefore not be modified once
+    flattened."""
     if type(doc) is not dict:
         raise SessionError(f"a state document is a dict, not {type(doc).__name__}")
     flat = FlatState()
@@ -110,7 +118,15 @@ def flatten(doc: dict) -> FlatState:
         flat.top[k] = v
     if pids is not None:
         flat.porder = pids
+        same = prev.sources if prev is not None else {}
+        sources = flat.sources
         for pid, p in zip(pids, processes):
+            sources[pid] = p
+            if same.get(pid) is p:
+                flat.procs[pid] = prev.procs[pid]
+                if pid in prev.torder:
+                    flat.torder[pid], flat.threads[pid] = prev.torder[pid], prev.threads[pid]
+                continue
             threads = p.get("threads")
             tids = _keyed(threads, "tid")
             if tids is None:
@@ -168,6 +184,8 @@ def diff(prev: FlatState, cur: FlatState) -> dict:
     for pid in cur.porder or ():
         fields = cur.procs[pid]
         old = prev.procs.get(pid)
+        if old is fields and prev.threads.get(pid) is cur.threads.get(pid):
+            continue  # the same objects (see flatten): nothing changed
         if old is None:
             p_entries.append([pid, fields])
         else:
@@ -186,6 +204,8 @@ def diff(prev: FlatState, cur: FlatState) -> dict:
         for tid in new_tids:
             t = new_threads[tid]
             ot = old_threads.get(tid)
+            if ot is t:
+                continue
             if ot is None:
                 added.append(tid)
                 t_entries.append([pid, tid, t])

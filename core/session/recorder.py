@@ -171,7 +171,7 @@ class Recorder:
         if time_us < self._last_time_us:
             raise SessionError(f"state at {time_us} µs is earlier than the previous sample "
                                f"({self._last_time_us} µs); samples are added in time order")
-        flat = codec.flatten(doc)
+        flat = codec.flatten(doc, self._prev)
         seq = self._seq
         if self._prev is None or seq - self._keyframes[-1][0] >= self.keyframe_every:
             blob = codec.compress_json(doc)
@@ -210,32 +210,47 @@ class Recorder:
         self._bytes += len(row["busy_us"]) + len(row["idle_us"])
 
     # ---- object lifetimes ------------------------------------------------------------------
-    @staticmethod
-    def _objects(flat: codec.FlatState) -> dict[tuple, dict]:
-        """key -> fields of every process, thread and job in `flat`."""
-        out = {("p", pid): f for pid, f in flat.procs.items()}
-        for pid, threads in flat.threads.items():
-            out.update((("t", pid, tid), f) for tid, f in threads.items())
-        out.update((("j", name), f) for name, f in flat.jobs.items())
-        return out
-
     def _track_lives(self, flat: codec.FlatState, time_us: float) -> None:
         # An object is the same one while its key and its creation time stay the same (a
-        # pid reused by a new process starts a new lifetime). Only the objects that came
-        # or went are visited; `last_us` is filled in when a lifetime ends or is saved.
-        prev_time = self._last_time_us
-        cur = self._objects(flat)
+        # pid reused by a new process starts a new lifetime). Only the objects that came,
+        # went or changed are visited: a process whose fields and threads are the previous
+        # sample's very objects (codec.flatten) has had nothing come or go.
+        prev = self._prev
+        old_procs = prev.procs if prev is not None else {}
+        old_threads = prev.threads if prev is not None else {}
+        old_jobs = prev.jobs if prev is not None else {}
+        ended: list[tuple] = []
+        visit = []  # (key, fields) of objects that are new or may have been replaced
+        for pid, fields in flat.procs.items():
+            threads = flat.threads.get(pid)
+            before = old_threads.get(pid)
+            if old_procs.get(pid) is fields and before is threads:
+                continue
+            visit.append((("p", pid), fields))
+            before = before or {}
+            for tid, t in (threads or {}).items():
+                if before.get(tid) is not t:
+                    visit.append((("t", pid, tid), t))
+            ended.extend(("t", pid, tid) for tid in before if not threads or tid not in threads)
+        for pid in old_procs:
+            if pid not in flat.procs:
+                ended.append(("p", pid))
+                ended.extend(("t", pid, tid) for tid in old_threads.get(pid, ()))
+        visit.extend((("j", name), f) for name, f in flat.jobs.items())
+        ended.extend(("j", name) for name in old_jobs if name not in flat.jobs)
+
         live = self._live
-        ended = [k for k in live if k not in cur]
-        for key, fields in cur.items():
+        for key, fields in visit:
             life = live.get(key)
             if life is not None and codec.differs(life["_created"], fields.get("create_time_us")):
                 ended.append(key)
+        prev_time = self._last_time_us
         for key in ended:
-            life = live.pop(key)
-            life["last_us"], life["gone_us"] = prev_time, time_us
-            self._ended.append(life)
-        for key, fields in cur.items():
+            life = live.pop(key, None)
+            if life is not None:
+                life["last_us"], life["gone_us"] = prev_time, time_us
+                self._ended.append(life)
+        for key, fields in visit:
             if key in live:
                 continue
             name = fields.get("name")
