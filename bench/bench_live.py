@@ -7,7 +7,8 @@
    has sampled before, as the app's is) and "cold" (a new source, made and sampled
    once). A cold sample leaves each thread's voluntary/involuntary switch split
    pending, read on its process's turn in the rotation: the samples that read it are
-   measured too, so the cost moved out of the cold sample is shown, not hidden.
+   measured too, so the cost moved out of the cold sample is shown, not hidden, and
+   so is a cold sample that reads the split at once (defer_split=False).
 2. Sampling every second for --seconds with the load running: the sampling thread's
    CPU time and the whole process's (getrusage(RUSAGE_SELF)) as a share of one core,
    and the cost of turning each snapshot into the view state the app shows.
@@ -89,16 +90,17 @@ def snapshot_cpu_ms(source: LinuxSource) -> tuple[float, int, int]:
     return (time.process_time() - began) * 1e3, len(snap.processes), snap.thread_count()
 
 
-def cold_cpu_ms() -> tuple[float, int, list[float]]:
+def cold_cpu_ms(defer_split: bool = True) -> tuple[float, int, list[float]]:
     """A new source, made and sampled once (CPU ms); how many threads it left pending;
     then the CPU ms of each of the full_every samples that read what was pending."""
     began = time.process_time()
-    source = LinuxSource()
+    source = LinuxSource(defer_split=defer_split)
     source.sample()
     cold = (time.process_time() - began) * 1e3
     pending = source.pending()
     completing = []
-    for _ in range(source.full_every):  # every process has had its turn after these
+    # every process has had its turn after these
+    for _ in range(source.full_every if defer_split else 0):
         time.sleep(0.2)
         completing.append(snapshot_cpu_ms(source)[0])
     source.close()
@@ -106,16 +108,16 @@ def cold_cpu_ms() -> tuple[float, int, list[float]]:
 
 
 def side_by_side(repeat: int) -> None:
-    """ps, and four kinds of KOI snapshot: warm (a source that has sampled before and
+    """ps, and five kinds of KOI snapshot: warm (a source that has sampled before and
     read everything a first sample left pending, as the app's has), warm with nothing
     skipped (full_every=1: every stat re-read), cold (a new source's first sample:
-    every file opened), and the samples right after a cold one, which also read what
-    it left pending. Runs of ps and of each kind alternate, so a machine that gets
+    every file opened), the samples right after a cold one, which also read what it
+    left pending, and a cold sample that leaves nothing pending. Runs of ps and of each kind alternate, so a machine that gets
     busier or quieter weighs on all alike; one source at a time, so each has the
     open-file budget to itself."""
     results: dict[str, list[float]] = {label: [] for label in (
         "ps -eLo ...", "KOI snapshot, warm", "KOI, warm, full_every=1", "KOI snapshot, cold",
-        "KOI, 5 samples after cold")}
+        "KOI, 5 samples after cold", "KOI, cold, split at once")}
     pending, firsts = [], []
     for _ in range(repeat):
         results["ps -eLo ..."].append(ps_cpu_ms())
@@ -131,6 +133,7 @@ def side_by_side(repeat: int) -> None:
         results["KOI, 5 samples after cold"] += completing
         pending.append(left)
         firsts.append(cold + sum(completing))
+        results["KOI, cold, split at once"].append(cold_cpu_ms(defer_split=False)[0])
     print(f"  {counts[0]} processes, {counts[1]} threads; CPU ms, min / median of {repeat}"
           f" (of {len(results['KOI, 5 samples after cold'])} for the samples after cold)")
     ps = statistics.median(results["ps -eLo ..."])

@@ -215,6 +215,17 @@ def test_with_full_every_1_the_second_sample_reads_what_the_first_left(children)
         == _switch_counts(stopped, second.tid)
 
 
+def test_without_deferral_the_first_sample_has_the_split(children):
+    stopped = children["stopped"]
+    with LinuxSource(defer_split=False) as source:
+        snap = source.sample()
+        assert source.pending() == 0
+    assert not any("pending" in t.native for p in snap.processes for t in p.threads)
+    [t] = snap.find(stopped).threads
+    assert (t.native["voluntary_switches"], t.native["involuntary_switches"]) == \
+        _switch_counts(stopped, t.tid)
+
+
 def test_affinity_is_the_cpus_a_thread_may_run_on(children):
     """From sched_getaffinity on a first read, from status once the thread has run."""
     pid = children["worker"]

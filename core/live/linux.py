@@ -298,17 +298,22 @@ class LinuxSource:
     1 re-reads every process and every thread's stat at every sample, skipping nothing
     (about twice the cost). `max_open_files`: how many /proc files may be kept open
     (default: default_fd_budget()); past it, files are opened for each read.
+    `defer_split`: a thread's first read leaves its voluntary/involuntary switch split
+    pending where it can (see _first_read); False reads it at once, for about 40 %
+    more on a first sample.
     """
 
     host = "linux"
     name = "procfs"
 
     def __init__(self, proc_root: str = "/proc", *, full_every: int = 5,
-                 max_open_files: int | None = None, cgroups: CgroupReader | None = None):
+                 max_open_files: int | None = None, cgroups: CgroupReader | None = None,
+                 defer_split: bool = True):
         if full_every < 1:
             raise ValueError("full_every must be at least 1")
         self.proc = proc_root.rstrip("/") or "/"
         self.full_every = full_every
+        self.defer_split = defer_split
         self._real = _same_pid_namespace(self.proc)
         self._budget = default_fd_budget() if max_open_files is None else max_open_files
         self._open = 0
@@ -606,17 +611,16 @@ class LinuxSource:
     def _first_read(self, rec: _Task, kthread: bool) -> ThreadInfo:
         """A thread seen for the first time (every thread, on a source's first sample):
         schedstat, kept open for the samples to come, stat, and wchan if it sleeps.
-        Its status is read now only if a view needs it now. Where schedstat gives the
-        switch total and a system call the affinity, status would add only the
-        voluntary/involuntary split, which is marked pending and read on the process's
-        turn in the rotation: status is the dearest file of a first sample
-        (docs/live.md, Costs)."""
+        Where schedstat gives the switch total and a system call the affinity, status
+        would add only the voluntary/involuntary split, so unless `defer_split` is off
+        the split is marked pending and read on the process's turn in the rotation:
+        status is the dearest file of a first sample (docs/live.md, Costs)."""
         sched = self._schedstat(rec)
         stat = self._read(rec, "stat_fd", "/stat", 4096, keep=False)
         f = stat[stat.rfind(b")") + 2:].split()
         rec.start = int(f[F_START])
         status = None
-        if sched and self._real:
+        if sched and self._real and self.defer_split:
             rec.pending = True
         else:
             status = self._read_status(rec)
