@@ -263,6 +263,24 @@ def test_renice_of_a_sleeping_thread_shows_within_the_rotation(children):
     assert later[-1].threads[0].priority == 5 and later[-1].priority_class == "below_normal"
 
 
+def test_a_process_whose_clock_has_not_moved_has_no_schedstat_read(children, monkeypatch):
+    """On its rotation turn a stopped process (its CPU clock cannot move) has its
+    threads' parameters checked, but not their schedstats: none of them ran."""
+    pid = children["stopped"]
+    with LinuxSource(full_every=2) as source:
+        source.sample()
+        [rec] = [r for r in source._tasks.values() if r.pid == pid]
+        kept = rec.sched_fd
+        reads = []
+        real_pread = os.pread
+        monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append(fd) or
+                            real_pread(fd, n, at))
+        for _ in range(2):  # one of them is its turn
+            [t] = source.sample().find(pid).threads
+    assert kept >= 0 and kept not in reads
+    assert t is rec.info and "pending" not in t.native  # its turn came, and read the split
+
+
 def test_kernel_threads_are_marked(sampled):
     _, snap, _ = sampled
     kthreadd = snap.find(2)

@@ -538,9 +538,10 @@ class LinuxSource:
         return known is not None and len(cpus) == len(known) and all(c in cpus for c in known)
 
     def _threads(self, pid: int, tids: list[int], full: bool, kthread: bool,
-                 skipped: dict) -> list[ThreadInfo]:
+                 skipped: dict, still: bool = False) -> list[ThreadInfo]:
         """Every thread of `tids`. The common case, a settled sleeper whose schedstat has
-        not moved, is handled inline: one pread and a comparison."""
+        not moved, is handled inline: one pread and a comparison, or none if `still`
+        (no thread of the process has run since the previous sample)."""
         tasks = self._tasks
         pread = os.pread
         out = []
@@ -550,10 +551,13 @@ class LinuxSource:
             sched = None
             if rec is not None and rec.pid == pid and rec.sched_fd >= 0 \
                     and rec.letter in _SETTLED and rec.info is not None:
-                try:
-                    sched = pread(rec.sched_fd, 256, 0)
-                except OSError:
-                    sched = None
+                if still:
+                    sched = rec.sched_raw
+                else:
+                    try:
+                        sched = pread(rec.sched_fd, 256, 0)
+                    except OSError:
+                        sched = None
                 if sched and sched == rec.sched_raw and not full:
                     append(rec.info)
                     continue
@@ -796,10 +800,13 @@ class LinuxSource:
                 self._drop_proc(rec)
                 skipped["vanished"] += 1
                 return None
-        threads = self._threads(pid, tids, full, kthread, skipped)
+        # On its turn in the rotation, a process whose CPU clock has not moved had no
+        # thread run: their schedstats cannot have moved, so they are not read.
+        still = not fresh and clock is not None and clock == rec.clock
+        threads = self._threads(pid, tids, full, kthread, skipped, still)
         if not listed and len(threads) != nthreads:
             tids = self._list_tasks(rec) or []
-            threads = self._threads(pid, tids, full, kthread, skipped)
+            threads = self._threads(pid, tids, full, kthread, skipped, still)
         if not threads and tids and not os.path.exists(rec.base):
             self._drop_proc(rec)  # it exited while its threads were read
             skipped["vanished"] += 1
