@@ -72,6 +72,14 @@ def start_load(processes: int, heavy: int, threads: int) -> subprocess.Popen:
     return proc
 
 
+def add_load_arguments(ap: argparse.ArgumentParser) -> None:
+    """The load's options, shared with bench_live_app.py."""
+    ap.add_argument("--processes", type=int, default=1000)
+    ap.add_argument("--heavy", type=int, default=9, help="processes with many threads")
+    ap.add_argument("--threads", type=int, default=1000, help="threads per heavy process")
+    ap.add_argument("--no-load", action="store_true", help="measure the machine as it is")
+
+
 def stop_load(proc: subprocess.Popen) -> None:
     proc.stdin.close()
     proc.wait(60)
@@ -188,12 +196,9 @@ def sampling_every_second(seconds: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--processes", type=int, default=1000)
-    ap.add_argument("--heavy", type=int, default=9, help="processes with many threads")
-    ap.add_argument("--threads", type=int, default=1000, help="threads per heavy process")
+    add_load_arguments(ap)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--no-load", action="store_true", help="measure the machine as it is")
     args = ap.parse_args()
     if not sys.platform.startswith("linux"):
         raise SystemExit("bench_live.py measures the Linux /proc source")

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_live import start_load, stop_load  # noqa: E402
+from bench.bench_live import add_load_arguments, start_load, stop_load  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
@@ -85,12 +85,9 @@ print(json.dumps(result))
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--processes", type=int, default=1000)
-    ap.add_argument("--heavy", type=int, default=9, help="processes with many threads")
-    ap.add_argument("--threads", type=int, default=1000, help="threads per heavy process")
+    add_load_arguments(ap)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=8.0)
-    ap.add_argument("--no-load", action="store_true", help="measure the machine as it is")
     ap.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
     args = ap.parse_args()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
