@@ -695,7 +695,13 @@ class ProcessTreeModel(QStandardItemModel):
                  highlight_seconds: float = DEFAULT_HIGHLIGHT_SECONDS) -> None:
         super().__init__(parent)
         self.setColumnCount(PROCESS_COLUMN_COUNT)
-        self._root = _ProcessNode(0, self.invisibleRootItem())
+        root_item = self.invisibleRootItem()
+        self._root = _ProcessNode(0, root_item)
+        # Qt deletes the invisible root item with the model, and shiboken hears of an
+        # item's deletion only for items made in Python: the root's wrapper, held by the
+        # root node, would outlive it, and a later object at its address would come back
+        # from PySide as that "QStandardItem" (a view's selectionModel(), say).
+        self.destroyed.connect(lambda *_: Shiboken.invalidate(root_item))
         self._root.shown = True
         self._by_uid: dict[int, _ProcessNode] = {0: self._root}
         self._by_address: dict[int, _ProcessNode] = {self._root.address: self._root}

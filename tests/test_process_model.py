@@ -9,7 +9,7 @@ import weakref
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QObject, Qt
 from PySide6.QtWidgets import QApplication
 from shiboken6 import Shiboken
 
@@ -599,6 +599,19 @@ def test_the_items_of_gone_rows_are_deleted(model, clock, qtbot):
             model.invisibleRootItem()]
     model.release_items()
     assert kept and not any(Shiboken.isValid(item) for item in kept)
+
+
+def test_the_root_items_wrapper_goes_with_the_model(qtbot):
+    """Qt deletes the invisible root item with the model without shiboken knowing; a
+    wrapper left valid let PySide hand a later object at that address back as a
+    "QStandardItem" (a view's selectionModel() in a later test: AttributeError)."""
+    owner = QObject()
+    model = ProcessTreeModel(owner)
+    root = model._root.item
+    assert Shiboken.isValid(root)
+    Shiboken.delete(owner)  # the window that owned the model closes
+    assert not Shiboken.isValid(model) and not Shiboken.isValid(root)
+
 
 NAMES = ("a.exe", "b.exe", "ab.exe", "svc.exe", "B")
 FILTERS = ("", "a", "B", "!a", "-b", "re:^a", "re:exe$", "!re:^(a|svc)", "j", "1", "re:[")
