@@ -26,7 +26,14 @@ from PySide6.QtGui import QBrush, QColor, QPainter, QPalette
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from core.live import History, HistoryPoint, Key
-from inspector.time_plots import CPU_PENS, LANE_HEIGHT, CpuRowsItem, TimePlotsWidget
+from inspector.time_plots import (
+    CPU_PENS,
+    LANE_HEIGHT,
+    CpuRowsItem,
+    PlotLegend,
+    TimePlotsWidget,
+    captioned,
+)
 
 DEFAULT_FOLLOW_SPAN_S = 60.0   # "now" and the minute before it
 MIN_SPAN_S = 0.1               # deepest zoom: the shortest sampling interval
@@ -34,6 +41,7 @@ STACK_KERNEL_MAX_CPUS = 2      # up to this many CPUs, each shows its kernel sha
 HIGHLIGHT_HEIGHT = 0.14        # of a CPU row: the selected thread's mark under its blocks
 SELECTION_Y_STEPS = (1, 2, 5, 10, 20, 50, 100)  # steady y ranges for the selection graph
 TIME_AXIS_LABEL = "time since boot (s)"
+CPU_BUSY_TITLE = "CPU busy (%)"
 STRIP_CAPTION = ("Who ran, sampled: the busiest thread last seen on this CPU at each "
                  "sample, not every thread that ran")
 
@@ -326,7 +334,7 @@ class LiveGraphsWidget(TimePlotsWidget):
         self.kernel_curves: list[pg.PlotCurveItem] = []
 
         self.strip_plot, self.cpu_plot, self.selection_plot = self._stack_time_plots(
-            "live_who_ran", (("live_cpu_usage", "CPU busy (%)"),
+            "live_who_ran", (("live_cpu_usage", CPU_BUSY_TITLE),
                              ("live_selection_usage", "% of all CPUs")),
             time_label=TIME_AXIS_LABEL)
         for plot in self._time_plots:
@@ -344,28 +352,22 @@ class LiveGraphsWidget(TimePlotsWidget):
         self.strip_item = WhoRanStripItem(self.describe)
         self.strip_item.sigBlockClicked.connect(self.threadClicked)
         self.strip_plot.addItem(self.strip_item)
-        self._cpu_legend = self.cpu_plot.getPlotItem().addLegend(
-            offset=(-10, 2), colCount=8, verSpacing=-6)
+        self._cpu_legend = PlotLegend(CPU_BUSY_TITLE, "live_cpu_legend")
         sel = self.selection_plot.getPlotItem()
-        self._selection_legend = sel.addLegend(offset=(-10, 2), colCount=2, verSpacing=-6)
-        self._legends = (self._cpu_legend, self._selection_legend)
         self.process_curve = pg.PlotCurveItem(skipFiniteCheck=True)
         self.thread_curve = pg.PlotCurveItem(skipFiniteCheck=True)
-        for curve, name in ((self.process_curve, "Process (all its threads)"),
-                            (self.thread_curve, "Thread")):
+        for curve in (self.process_curve, self.thread_curve):
             sel.addItem(curve)
-            self._selection_legend.addItem(curve, name)
             curve.hide()
 
         self.strip_caption = QLabel(STRIP_CAPTION)
         self.strip_caption.setObjectName("live_who_ran_caption")
         self.strip_caption.setWordWrap(True)
-        self.selection_label = QLabel()
-        self.selection_label.setObjectName("live_selection_label")
+        self.selection_label = PlotLegend(name="live_selection_label")
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(_stacked(self.strip_caption, self.strip_plot))
-        splitter.addWidget(self.cpu_plot)
-        splitter.addWidget(_stacked(self.selection_label, self.selection_plot))
+        splitter.addWidget(captioned(self.strip_caption, self.strip_plot))
+        splitter.addWidget(captioned(self._cpu_legend, self.cpu_plot))
+        splitter.addWidget(captioned(self.selection_label, self.selection_plot))
         for i, stretch in enumerate((2, 2, 1)):
             splitter.setStretchFactor(i, stretch)
         layout = QVBoxLayout(self)
@@ -416,7 +418,6 @@ class LiveGraphsWidget(TimePlotsWidget):
         plot = self.cpu_plot.getPlotItem()
         for curve in self.cpu_curves + self.kernel_curves:
             plot.removeItem(curve)
-        self._cpu_legend.clear()
         self.cpu_curves, self.kernel_curves = [], []
         stacked = 0 < cpus <= STACK_KERNEL_MAX_CPUS
         for c in range(cpus):
@@ -432,10 +433,12 @@ class LiveGraphsWidget(TimePlotsWidget):
                 self.kernel_curves.append(kernel)
             plot.addItem(curve)
             self.cpu_curves.append(curve)
-            if cpus <= 16:
-                self._cpu_legend.addItem(curve, f"CPU {c}")
-                if stacked:
-                    self._cpu_legend.addItem(self.kernel_curves[-1], f"CPU {c} kernel")
+        self._cpu_legend.set_title(
+            CPU_BUSY_TITLE + (", the darker fill under each line its kernel time" if stacked
+                              else ""))
+        self._cpu_legend.set_entries(
+            [(f"CPU {c}", CPU_PENS[c % len(CPU_PENS)]) for c in range(cpus)] if cpus <= 16
+            else [(f"one line per CPU ({cpus})", CPU_PENS[0])])
         svb = self.strip_plot.getPlotItem().getViewBox()
         svb.setLimits(yMin=-0.5, yMax=max(cpus, 1) - 0.5)
         svb.setYRange(-0.5, max(cpus, 1) - 0.5, padding=0)
@@ -465,9 +468,19 @@ class LiveGraphsWidget(TimePlotsWidget):
 
     def _show_selection_label(self, label: str) -> None:
         if self._process_key is None and self._thread_key is None:
-            self.selection_label.setText("Select a process or thread to graph its CPU %")
+            self.selection_label.set_title("Select a process or thread to graph its CPU %")
         else:
-            self.selection_label.setText(f"CPU % of {label}" if label else "CPU %")
+            self.selection_label.set_title(f"CPU % of {label}" if label else "CPU %")
+        self._show_selection_entries()
+
+    def _show_selection_entries(self) -> None:
+        pal = self.palette()
+        entries = []
+        if self._process_key is not None:
+            entries.append(("the process (all its threads)", pal.color(QPalette.ColorRole.Text)))
+        if self._thread_key is not None:
+            entries.append(("the thread", pal.color(QPalette.ColorRole.Highlight)))
+        self.selection_label.set_entries(entries)
 
     def _update_selection_curves(self) -> None:
         # as History.process_series: the samples with figures, 0 where it used none
@@ -554,17 +567,7 @@ class LiveGraphsWidget(TimePlotsWidget):
         self.process_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Text), width=1.5))
         self.thread_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Highlight), width=1.5))
         self.strip_item.set_palette(pal)
-
-
-def _stacked(label: QLabel, plot: QWidget) -> QWidget:
-    """A caption above a plot, as one splitter pane."""
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 2, 0, 0)  # no left margin: the plots' x lines up
-    layout.setSpacing(2)
-    layout.addWidget(label)
-    layout.addWidget(plot, 1)
-    return box
+        self._show_selection_entries()  # their marks are the curves' palette colours
 
 
 def _alpha(color: QColor, alpha: int) -> QBrush:

@@ -6,15 +6,19 @@ them: a plot of CPU rows on top, percentage graphs under it, and the "Follow now
 
 from __future__ import annotations
 
+import html
+import math
 from collections.abc import Callable, Sequence
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QPalette
-from PySide6.QtWidgets import QToolBar, QWidget
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QFontMetrics, QPalette
+from PySide6.QtWidgets import QLabel, QSizePolicy, QToolBar, QVBoxLayout, QWidget
 
 AXIS_WIDTH = 72     # every plot of a stack has this left axis width so their x lines up
 LANE_HEIGHT = 0.8   # of a CPU row; the rest is the gap between rows
+GRAPH_MIN_HEIGHT = 40  # a graph's data area: a full CPU's line stays clear of the frame
+TIME_AXIS_HEIGHT = 40  # the time axis under the bottom plot, with its label
 CPU_PENS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -29,14 +33,40 @@ def process_color(pid: int) -> QColor:
     return QColor.fromHsvF(hue, sat, val)
 
 
+class ValueAxis(pg.AxisItem):
+    """A graph's value axis whose labels never crowd: pyqtgraph picks at least two
+    intervals whatever the axis's length, so a short plot's labels overlapped; this one
+    keeps its major ticks at least a text line and a half apart, on 1-2-5 steps."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float):
+        levels = super().tickSpacing(minVal, maxVal, size)
+        span = abs(maxVal - minVal)
+        if not levels or span == 0:
+            return levels
+        fits = max(2, int(size // (1.5 * self.fontMetrics().height())))  # a middle tick too
+        room = fits + 0.5  # the view's padding past the end ticks is not an interval
+        if span / levels[0][0] <= room:
+            return levels
+        step = 10.0 ** math.floor(math.log10(span / room))
+        for factor in (1, 2, 5, 10):
+            if span / (step * factor) <= room:
+                return [(step * factor, 0)]
+        return [(step * 10, 0)]
+
+    def fontMetrics(self) -> QFontMetrics:
+        return QFontMetrics(self.style.get("tickFont") or self.font())
+
+
 def stack_time_plots(rows_name: str, graphs: Sequence[tuple[str, str]], *, min_span_s: float,
                      time_label: str, time_units: str | None = None) -> list[pg.PlotWidget]:
     """New plots, top to bottom, by object name: the rows plot (x: seconds, y: one row
-    per CPU, the first at the top), then `graphs` (name, y label), 0-100 graphs whose x
+    per CPU, the first at the top), then `graphs` (name, title), 0-100 graphs whose x
     follows the rows plot. The mouse pans and zooms x only; only the bottom plot labels
-    the time axis, the others keep its grid."""
+    the time axis, the others keep its grid. A graph's title goes in the PlotLegend
+    above it (`captioned`), not on its y axis, where a short plot would cut it."""
     stack = [(rows_name, None), *graphs]
-    plots = [pg.PlotWidget() for _ in stack]
+    plots = [pg.PlotWidget(axisItems=None if label is None else {"left": ValueAxis("left")})
+             for _, label in stack]
     rows, bottom = plots[0], plots[-1]
     for plot, (name, label) in zip(plots, stack):
         plot.setObjectName(name)
@@ -50,14 +80,69 @@ def stack_time_plots(rows_name: str, graphs: Sequence[tuple[str, str]], *, min_s
         else:
             item.getAxis("bottom").setStyle(showValues=False)
         if label:
-            item.setLabel("left", label)
-            item.setYRange(0, 100, padding=0.02)
+            item.setYRange(0, 100, padding=0.06)  # a line at 100 % clears the frame
             item.setXLink(rows.getPlotItem())
+            # the bottom plot also holds the time axis and its label
+            plot.setMinimumHeight(GRAPH_MIN_HEIGHT + (TIME_AXIS_HEIGHT if plot is bottom else 0))
         vb = item.getViewBox()
         vb.disableAutoRange()
         vb.setLimits(minXRange=min_span_s)
     rows.getPlotItem().getViewBox().invertY(True)
     return plots
+
+
+class PlotLegend(QLabel):
+    """The caption above a graph: its title, then a coloured mark and a name per curve.
+    Above the plot rather than in it (a pyqtgraph legend covers a short plot's data and
+    its text is cut by nothing but the plot's edge); it wraps when the pane is narrow."""
+
+    def __init__(self, title: str = "", name: str = "") -> None:
+        super().__init__()
+        if name:
+            self.setObjectName(name)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setWordWrap(True)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self._title = title
+        self._entries: tuple[tuple[str, str, str], ...] = ()  # (name, colour, mark)
+        self._render()
+
+    def set_title(self, title: str) -> None:
+        if title != self._title:
+            self._title = title
+            self._render()
+
+    def set_entries(self, entries: Sequence[tuple[str, QColor | str]], mark: str = "━") -> None:
+        """One entry per (name, colour); `mark` is drawn in the colour before the name
+        (━ a line, ■ a filled area). Nothing is redrawn when nothing changed."""
+        new = tuple((name, QColor(color).name(), mark) for name, color in entries)
+        if new != self._entries:
+            self._entries = new
+            self._render()
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self._entries]
+
+    def title(self) -> str:
+        return self._title
+
+    def _render(self) -> None:
+        parts = [f"<b>{html.escape(self._title)}</b>"] if self._title else []
+        parts += [f'<span style="white-space:nowrap"><span style="color:{color}">{mark}</span>'
+                  f"&nbsp;{html.escape(name)}</span>" for name, color, mark in self._entries]
+        self.setText("&nbsp;&nbsp; ".join(parts))
+
+
+def captioned(caption: QWidget, plot: QWidget) -> QWidget:
+    """A caption above a plot, as one splitter pane."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 2, 0, 0)  # no left margin: the plots' x lines up
+    layout.setSpacing(1)
+    caption.setContentsMargins(6, 0, 0, 0)
+    layout.addWidget(caption)
+    layout.addWidget(plot, 1)
+    return box
 
 
 class CpuRowsItem(pg.GraphicsObject):
@@ -108,8 +193,8 @@ class TimePlotsWidget(QWidget):
     (cycles for the simulated timeline, seconds for the live graphs). A subclass says
     where its data lies with `time_extent` (first and last time, None without data), and
     may set `_cursor` to keep a moment at the right edge instead of the data's end (a
-    replay's). The plots and the legends in `_legends` follow the palette; a subclass
-    extends `_apply_palette` for its own items.
+    replay's). The plots follow the palette; a subclass extends `_apply_palette` for its
+    own items.
     """
 
     followNowChanged = Signal(bool)
@@ -119,7 +204,6 @@ class TimePlotsWidget(QWidget):
                  time_extent: Callable[[], tuple[float, float] | None]) -> None:
         super().__init__(parent)
         self._time_extent = time_extent
-        self._legends: tuple[pg.LegendItem, ...] = ()
         self._scale = scale
         self._min_span_s = min_span_s
         self._follow = True
@@ -242,21 +326,13 @@ class TimePlotsWidget(QWidget):
         super().changeEvent(ev)
 
     def _apply_palette(self) -> None:
-        """The plots and `_legends` in the application's light or dark palette."""
+        """The plots in the application's light or dark palette."""
         palette = self.palette()
         base = palette.color(QPalette.ColorRole.Base)
         text = palette.color(QPalette.ColorRole.Text)
-        legend_bg = QColor(base)
-        legend_bg.setAlpha(200)
         for plot in self._time_plots:
             plot.setBackground(base)
             for name in ("left", "bottom"):
                 axis = plot.getPlotItem().getAxis(name)
                 axis.setPen(text)
                 axis.setTextPen(text)
-        for legend in self._legends:
-            legend.setBrush(legend_bg)
-            legend.setPen(QColor(text))
-            legend.setLabelTextColor(text)
-            for _, label in legend.items:  # a label takes its new colour when re-set
-                label.setText(label.text)

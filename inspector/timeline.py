@@ -33,7 +33,9 @@ from inspector.time_plots import (
     CPU_PENS,
     LANE_HEIGHT,
     CpuRowsItem,
+    PlotLegend,
     TimePlotsWidget,
+    captioned,
     process_color,
 )
 
@@ -47,6 +49,8 @@ DEFAULT_FOLLOW_SPAN = 500_000_000 * CYCLES_PER_NS  # half a second behind "now"
 STACKED_PROCESSES = 8      # the busiest processes get their own band; the rest is "Other"
 USAGE_BIN_PIXELS = 3       # one usage bin per this many pixels
 OTHER_COLOR = QColor(150, 150, 150)
+CPU_USAGE_TITLE = "CPU usage (%)"
+PROCESS_USAGE_TITLE = "% of all CPUs, by process"
 
 Names = NameLookup | Mapping | Callable[[], "NameLookup | Mapping"] | None
 
@@ -284,8 +288,8 @@ class TimelineWidget(TimePlotsWidget):
 
         self.timeline_plot, self.cpu_usage_plot, self.process_usage_plot = \
             self._stack_time_plots("timeline_plot",
-                                   (("timeline_cpu_usage", "CPU usage (%)"),
-                                    ("timeline_process_usage", "% of all CPUs")),
+                                   (("timeline_cpu_usage", CPU_USAGE_TITLE),
+                                    ("timeline_process_usage", PROCESS_USAGE_TITLE)),
                                    time_label="time", time_units="s")
         self.timeline_plot.getPlotItem().getViewBox().sigXRangeChanged.connect(
             self._schedule_usage)
@@ -295,11 +299,8 @@ class TimelineWidget(TimePlotsWidget):
         self.timeline_plot.addItem(self.timeline_item)
         self.cpu_curves: list[pg.PlotCurveItem] = []
         self._stack_curves: list[pg.PlotCurveItem] = []
-        self._legend = self.process_usage_plot.getPlotItem().addLegend(
-            offset=(-10, 2), colCount=3, verSpacing=-6)
-        self._cpu_legend = self.cpu_usage_plot.getPlotItem().addLegend(
-            offset=(-10, 2), colCount=8, verSpacing=-6)
-        self._legends = (self._legend, self._cpu_legend)
+        self._legend = PlotLegend(PROCESS_USAGE_TITLE, "timeline_process_legend")
+        self._cpu_legend = PlotLegend(CPU_USAGE_TITLE, "timeline_cpu_legend")
         # Replay's "now": one vertical line through every plot at the moment shown
         self.cursor_lines = []
         for plot in (self.timeline_plot, self.cpu_usage_plot, self.process_usage_plot):
@@ -313,8 +314,8 @@ class TimelineWidget(TimePlotsWidget):
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.timeline_plot)
-        splitter.addWidget(self.cpu_usage_plot)
-        splitter.addWidget(self.process_usage_plot)
+        splitter.addWidget(captioned(self._cpu_legend, self.cpu_usage_plot))
+        splitter.addWidget(captioned(self._legend, self.process_usage_plot))
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 1)
@@ -466,7 +467,6 @@ class TimelineWidget(TimePlotsWidget):
         plot = self.cpu_usage_plot.getPlotItem()
         for curve in self.cpu_curves:
             plot.removeItem(curve)
-        self._cpu_legend.clear()
         self.cpu_curves = []
         for c in range(cpus):
             # stepMode is given with the data: an empty step curve is rejected
@@ -474,8 +474,9 @@ class TimelineWidget(TimePlotsWidget):
                                      skipFiniteCheck=True)
             plot.addItem(curve)
             self.cpu_curves.append(curve)
-            if cpus <= 16:
-                self._cpu_legend.addItem(curve, f"CPU {c}")
+        self._cpu_legend.set_entries(
+            [(f"CPU {c}", CPU_PENS[c % len(CPU_PENS)]) for c in range(cpus)] if cpus <= 16
+            else [(f"one line per CPU ({cpus})", CPU_PENS[0])])
 
     def _schedule_usage(self, *_) -> None:
         if self.timeline is not None:
@@ -522,12 +523,8 @@ class TimelineWidget(TimePlotsWidget):
             curve = pg.PlotCurveItem(fillLevel=0, skipFiniteCheck=True)
             plot.addItem(curve)
             self._stack_curves.append(curve)
-        # The legend is rebuilt only when the number of layers changes; a new ranking
-        # renames its entries in place (a rebuild costs milliseconds per refresh)
-        rebuild = len(pids) != len(self.stacked_pids)
-        if rebuild:
-            self._legend.clear()
         running = np.zeros(len(x) - 1)
+        entries = []
         for k, curve in enumerate(self._stack_curves):
             if k >= len(layers):
                 curve.hide()
@@ -540,11 +537,8 @@ class TimelineWidget(TimePlotsWidget):
             curve.setZValue(-k)  # lower layers drawn over the cumulative ones above
             curve.setData(x, running, stepMode="center")
             curve.show()
-            name = "Other" if pids[k] == -1 else self.process_label(pids[k])
-            if rebuild:
-                self._legend.addItem(curve, name)
-            elif pids[k] != self.stacked_pids[k]:
-                self._legend.items[k][1].setText(name)
+            entries.append(("Other" if pids[k] == -1 else self.process_label(pids[k]), color))
+        self._legend.set_entries(entries, mark="■")
         self.stacked_pids = pids
 
     def _clear_usage(self) -> None:
@@ -552,7 +546,7 @@ class TimelineWidget(TimePlotsWidget):
             curve.hide()
         self.usage = None
         self.stacked_pids = []
-        self._legend.clear()
+        self._legend.set_entries([])
         self.usageUpdated.emit()
 
     def stack_top(self) -> np.ndarray:

@@ -145,8 +145,8 @@ def test_few_cpus_show_kernel_time_stacked_under_busy(widget):
         assert curve_data(widget.cpu_curves[c])[1] == [busy_at(i, c) for i in range(1, 12)]
         assert curve_data(widget.kernel_curves[c]) == (
             [T0 + i for i in range(1, 12)], [kernel_at(i, c) for i in range(1, 12)])
-    labels = [label.text for _, label in widget._cpu_legend.items]
-    assert labels == ["CPU 0", "CPU 0 kernel", "CPU 1", "CPU 1 kernel"]
+    assert widget._cpu_legend.names() == ["CPU 0", "CPU 1"]
+    assert "kernel time" in widget._cpu_legend.title()
 
 
 def test_refresh_sets_new_data_on_the_same_plot_items(widget):
@@ -233,10 +233,12 @@ def test_selection_graph_follows_the_selected_process_and_thread(widget):
     history = sampler.history
     widget.set_history(history, NAMES)
     assert not widget.process_curve.isVisible() and not widget.thread_curve.isVisible()
-    assert widget.selection_label.text() == "Select a process or thread to graph its CPU %"
+    assert widget.selection_label.title() == "Select a process or thread to graph its CPU %"
+    assert widget.selection_label.names() == []
 
     widget.set_selection(APP, None, "app (100)")
-    assert widget.selection_label.text() == "CPU % of app (100)"
+    assert widget.selection_label.title() == "CPU % of app (100)"
+    assert widget.selection_label.names() == ["the process (all its threads)"]
     assert widget.process_curve.isVisible() and not widget.thread_curve.isVisible()
     times, pct = history.process_series(APP)
     assert curve_data(widget.process_curve) == (list(times), list(pct))

@@ -31,6 +31,7 @@ from core.timeline import (
     TimelineError,
     end_reason_text,
 )
+from inspector.time_plots import PlotLegend, ValueAxis, process_color
 from inspector.timeline import TimelineWidget
 
 US = 1000 * CYCLES_PER_NS  # one microsecond in cycles
@@ -468,16 +469,15 @@ def test_plots_and_legends_take_a_new_palette(widget, qtbot):
     dark = QPalette(widget.palette())
     dark.setColor(QPalette.ColorRole.Base, QColor(20, 20, 30))
     dark.setColor(QPalette.ColorRole.Text, QColor(230, 230, 200))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor(230, 230, 200))
     widget.setPalette(dark)
     for plot in (widget.timeline_plot, widget.cpu_usage_plot, widget.process_usage_plot):
         assert plot.backgroundBrush().color() == QColor(20, 20, 30)
         assert plot.getPlotItem().getAxis("bottom").textPen().color() == QColor(230, 230, 200)
-    labels = [label for legend in (widget._legend, widget._cpu_legend)
-              for _sample, label in legend.items]
-    assert len(labels) == 4  # two processes, two CPUs
-    # the entries made before the change are re-coloured too
-    assert all(QColor(label.opts["color"]) == QColor(230, 230, 200) for label in labels)
-    assert all("#e6e6c8" in label.item.toHtml() for label in labels)
+    # the legends above the graphs are labels: their text takes the palette's
+    for legend in (widget._legend, widget._cpu_legend):
+        assert legend.palette().color(legend.foregroundRole()) == QColor(230, 230, 200)
+    assert len(widget._legend.names() + widget._cpu_legend.names()) == 4  # 2 processes, 2 CPUs
 
 
 def test_usage_plots_show_the_binned_usage(widget, qtbot):
@@ -498,7 +498,7 @@ def test_usage_plots_show_the_binned_usage(widget, qtbot):
 
 
 def legend_texts(widget) -> list[str]:
-    return [label.text for _sample, label in widget._legend.items]
+    return widget._legend.names()
 
 
 def test_the_legend_follows_the_stack_order_when_the_ranking_changes(widget, qtbot):
@@ -508,14 +508,14 @@ def test_the_legend_follows_the_stack_order_when_the_ranking_changes(widget, qtb
         pass
     u = widget.usage
     assert legend_texts(widget) == ["app.exe (8)", widget.process_label(20)]
-    # the other process now the busiest: same entries, renamed in place, not rebuilt
-    entries = list(widget._legend.items)
+    # the other process now the busiest: the legend follows, in the colours of the bands
     swapped = u._replace(pids=u.pids[::-1].copy())  # 20 gets the larger busy time
     x = np.arange(len(u.process_busy[0]) + 1, dtype=float)
     widget._set_stack(x, swapped, np.full(len(x) - 1, 2.0 * u.process_busy.max()))
     assert widget.stacked_pids == [20, 8]
     assert legend_texts(widget) == [widget.process_label(20), "app.exe (8)"]
-    assert list(widget._legend.items) == entries
+    text = widget._legend.text()
+    assert text.index(process_color(20).name()) < text.index(process_color(8).name())
 
 
 def test_a_large_trace_is_drawn_within_the_pixel_budget(widget):
@@ -529,3 +529,26 @@ def test_a_large_trace_is_drawn_within_the_pixel_budget(widget):
     widget.set_x_range_cycles(t0 + (t1 - t0) * 0.5, t0 + (t1 - t0) * 0.5005)
     widget.timeline_plot.grab()
     assert 0 < widget.timeline_item.rects_drawn <= (width + 2) * 8
+
+
+def test_a_legend_shows_names_as_text_in_their_colours(qtbot):
+    legend = PlotLegend("CPU usage (%)")
+    qtbot.addWidget(legend)
+    legend.set_entries([("<script> & co (8)", "#ff0000"), ("b.exe (12)", QColor(0, 128, 0))],
+                       mark="■")
+    assert legend.names() == ["<script> & co (8)", "b.exe (12)"]
+    text = legend.text()
+    assert "&lt;script&gt; &amp; co (8)" in text and "<script>" not in text
+    assert text.index("#ff0000") < text.index("#008000") and "■" in text
+    assert legend.title() == "CPU usage (%)" and "<b>CPU usage (%)</b>" in text
+
+
+@pytest.mark.parametrize("size", [30, 40, 60, 90, 150, 300])
+@pytest.mark.parametrize("lo, hi", [(-6, 106), (0, 1.02), (0, 5.1)])
+def test_a_value_axis_keeps_its_labels_a_line_and_a_half_apart(qtbot, size, lo, hi):
+    """pyqtgraph's own spacing put five labels on a 25-pixel graph, over each other."""
+    axis = ValueAxis("left")
+    (spacing, values), *_ = axis.tickValues(lo, hi, size)
+    inside = [v for v in values if lo <= v <= hi]
+    assert len(inside) >= 2  # 0 and the middle, at least: the graph can still be read
+    assert spacing / (hi - lo) * size >= 1.5 * axis.fontMetrics().height() or len(inside) <= 3
