@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.thread_dock, self.timeline_dock)
         self.tabifyDockWidget(self.timeline_dock, self.event_dock)
         self.thread_dock.raise_()
-        self.resizeDocks([self.process_dock], [560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.process_dock], [640], Qt.Orientation.Horizontal)
         self.resizeDocks([self.process_dock, self.job_dock], [320, 300],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.thread_dock], [300], Qt.Orientation.Vertical)

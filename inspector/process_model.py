@@ -380,11 +380,13 @@ class ColumnChooser(QObject):
     "Select Columns"); the header's saveState()/restoreState() keep the choice."""
 
     def __init__(self, header: QHeaderView, columns: Sequence[Column],
-                 always_shown: Iterable[int] = (0,)) -> None:
+                 always_shown: Iterable[int] = (0,), indent: int = 0) -> None:
+        """`indent`: room added to the first column for a tree's nesting."""
         super().__init__(header)
         self._header = header
         self._columns = tuple(columns)
         self._always = frozenset(always_shown)
+        self._indent = indent
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._show_menu)
 
@@ -397,7 +399,7 @@ class ColumnChooser(QObject):
             # Room for the sort arrow beside the title.
             width = max(metrics.horizontalAdvance(col.title) + 28,
                         metrics.horizontalAdvance(col.sample) + 16)
-            header.resizeSection(i, width)
+            header.resizeSection(i, width + (self._indent if i == 0 else 0))
 
     def set_column_visible(self, column: int, visible: bool) -> bool:
         """Show or hide `column`; refused for a mandatory column or the last shown one."""
@@ -1531,7 +1533,9 @@ class ProcessTreeView(QWidget):
         header.setSortIndicatorClearable(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.tree.setSortingEnabled(True)
-        self.column_chooser = ColumnChooser(header, PROCESS_COLUMNS, always_shown=(NAME,))
+        # Names stay readable three levels down (wininit.exe > services.exe > svchost.exe)
+        self.column_chooser = ColumnChooser(header, PROCESS_COLUMNS, always_shown=(NAME,),
+                                            indent=(3 + 1) * self.tree.indentation())
         self.column_chooser.reset()
 
         self.filter_action = QAction("&Filter Processes", self)

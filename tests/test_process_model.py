@@ -969,6 +969,14 @@ def test_column_chooser_shows_hides_and_round_trips(view, qtbot):
     assert not header.isSectionHidden(NAME)
 
 
+def test_names_four_levels_down_fit_the_default_name_column(view):
+    """The Name column leaves room for the tree's nesting, as Process Explorer's does."""
+    tree = view.tree
+    metrics = tree.header().fontMetrics()
+    needed = 3 * tree.indentation() + metrics.horizontalAdvance("MsMpEngService.exe")
+    assert tree.header().sectionSize(NAME) >= needed + tree.indentation()
+
+
 def test_selection_emits_process_selected(view, qtbot):
     with qtbot.waitSignal(view.processSelected) as blocker:
         assert view.select_pid(12)
