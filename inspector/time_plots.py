@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QToolBar, QVBoxLayout, QWidge
 
 AXIS_WIDTH = 72     # every plot of a stack has this left axis width so their x lines up
 LANE_HEIGHT = 0.8   # of a CPU row; the rest is the gap between rows
-GRAPH_MIN_HEIGHT = 40  # a graph's data area: a full CPU's line stays clear of the frame
-TIME_AXIS_HEIGHT = 40  # the time axis under the bottom plot, with its label
+GRAPH_MIN_HEIGHT = 24  # a graph's data area (ValueAxis keeps its labels apart at any height)
+TIME_AXIS_HEIGHT = 36  # the time axis under the bottom plot, with its label
 CPU_PENS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf")
 
