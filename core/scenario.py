@@ -20,7 +20,8 @@ line, ``FILE:LINE: KEY: message``, with the line of the offending key or value.
 All durations in the model are integer nanoseconds (fields named ``*_ns``),
 all sizes integer bytes (``*_bytes``). Program steps and external actions are
 small frozen dataclasses with __slots__, one class per kind, each with a class
-constant ``op`` (its keyword) and a ``__str__`` giving its canonical text.
+constant ``op`` (its keyword) and a ``__str__`` giving its canonical text (by
+default `op` and the field values, from their shared base).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import re
 import tomllib
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar, Union
 
@@ -118,8 +119,19 @@ def _priority_text(level: int) -> str:
     return names.get(level, str(level))
 
 
+class _Op:
+    """Base of every step and action: by default the canonical text is `op` followed by
+    the fields' values in order. No fields and empty slots, so the frozen slotted
+    dataclasses below can derive from it; a kind that prints otherwise has its own __str__."""
+    __slots__ = ()
+    op: ClassVar[str]
+
+    def __str__(self) -> str:
+        return " ".join([self.op, *(str(getattr(self, f.name)) for f in fields(self))])
+
+
 @dataclass(frozen=True, slots=True)
-class Cpu:
+class Cpu(_Op):
     """``cpu DUR`` / ``kcpu DUR``: use DUR of CPU time, counted as kernel time if `kernel`."""
     op: ClassVar[str] = "cpu"
     duration_ns: int
@@ -130,7 +142,7 @@ class Cpu:
 
 
 @dataclass(frozen=True, slots=True)
-class Wait:
+class Wait(_Op):
     """``wait OBJ [DUR]``: WaitForSingleObject; `kind` says what `target` names
     (event, semaphore, mutex, process or thread); `timeout_ns` None is INFINITE."""
     op: ClassVar[str] = "wait"
@@ -144,7 +156,7 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
-class Sleep:
+class Sleep(_Op):
     """``sleep DUR``: Sleep(DUR); 0 is Sleep(0)."""
     op: ClassVar[str] = "sleep"
     duration_ns: int
@@ -154,16 +166,13 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
-class Yield:
+class Yield(_Op):
     """``yield``: SwitchToThread()."""
     op: ClassVar[str] = "yield"
 
-    def __str__(self) -> str:
-        return "yield"
-
 
 @dataclass(frozen=True, slots=True)
-class Io:
+class Io(_Op):
     """``io DEVICE DUR``: an I/O that completes after DUR with the device's boost `increment`."""
     op: ClassVar[str] = "io"
     device: str
@@ -175,37 +184,28 @@ class Io:
 
 
 @dataclass(frozen=True, slots=True)
-class SetEvent:
+class SetEvent(_Op):
     """``set EVENT`` (step) or ``set_event EVENT`` (external action): SetEvent."""
     op: ClassVar[str] = "set"
     event: str
 
-    def __str__(self) -> str:
-        return f"set {self.event}"
-
 
 @dataclass(frozen=True, slots=True)
-class ResetEvent:
+class ResetEvent(_Op):
     """``reset EVENT``: ResetEvent."""
     op: ClassVar[str] = "reset"
     event: str
 
-    def __str__(self) -> str:
-        return f"reset {self.event}"
-
 
 @dataclass(frozen=True, slots=True)
-class PulseEvent:
+class PulseEvent(_Op):
     """``pulse EVENT``: PulseEvent."""
     op: ClassVar[str] = "pulse"
     event: str
 
-    def __str__(self) -> str:
-        return f"pulse {self.event}"
-
 
 @dataclass(frozen=True, slots=True)
-class ReleaseSemaphore:
+class ReleaseSemaphore(_Op):
     """``release SEM [N]``: ReleaseSemaphore(SEM, N), N >= 1 (default 1)."""
     op: ClassVar[str] = "release"
     semaphore: str
@@ -216,17 +216,14 @@ class ReleaseSemaphore:
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseMutex:
+class ReleaseMutex(_Op):
     """``release_mutex MUTEX``: ReleaseMutex."""
     op: ClassVar[str] = "release_mutex"
     mutex: str
 
-    def __str__(self) -> str:
-        return f"release_mutex {self.mutex}"
-
 
 @dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(_Op):
     """``commit SIZE`` / ``decommit SIZE``: commit (or release, if `release`) private memory."""
     op: ClassVar[str] = "commit"
     size_bytes: int
@@ -237,7 +234,7 @@ class Commit:
 
 
 @dataclass(frozen=True, slots=True)
-class SetPriority:
+class SetPriority(_Op):
     """``set_priority LEVEL``: SetThreadPriority on itself; `priority` is the relative
     THREAD_PRIORITY_* value (-15, -7..6, 15). A REALTIME-only value in another class
     is left to the run, where it fails as SetThreadPriority does."""
@@ -249,102 +246,72 @@ class SetPriority:
 
 
 @dataclass(frozen=True, slots=True)
-class Exit:
+class Exit(_Op):
     """``exit CODE``: ExitThread(CODE); `code` as the DWORD Windows reports (-1 is 0xFFFFFFFF)."""
     op: ClassVar[str] = "exit"
     code: int
 
-    def __str__(self) -> str:
-        return f"exit {self.code}"
-
 
 @dataclass(frozen=True, slots=True)
-class Repeat:
+class Repeat(_Op):
     """``repeat``: start the program again from its first step."""
     op: ClassVar[str] = "repeat"
 
-    def __str__(self) -> str:
-        return "repeat"
-
 
 @dataclass(frozen=True, slots=True)
-class FiberConvert:
+class FiberConvert(_Op):
     """``fiber_convert``: ConvertThreadToFiber; the new fiber is named after the thread."""
     op: ClassVar[str] = "fiber_convert"
 
-    def __str__(self) -> str:
-        return "fiber_convert"
-
 
 @dataclass(frozen=True, slots=True)
-class FiberCreate:
+class FiberCreate(_Op):
     """``fiber_create NAME PROGRAM``: CreateFiber running the [programs] entry `program`."""
     op: ClassVar[str] = "fiber_create"
     fiber: str
     program: str
 
-    def __str__(self) -> str:
-        return f"fiber_create {self.fiber} {self.program}"
-
 
 @dataclass(frozen=True, slots=True)
-class FiberSwitch:
+class FiberSwitch(_Op):
     """``fiber_switch NAME``: SwitchToFiber."""
     op: ClassVar[str] = "fiber_switch"
     fiber: str
 
-    def __str__(self) -> str:
-        return f"fiber_switch {self.fiber}"
-
 
 @dataclass(frozen=True, slots=True)
-class FiberDelete:
+class FiberDelete(_Op):
     """``fiber_delete NAME``: DeleteFiber."""
     op: ClassVar[str] = "fiber_delete"
     fiber: str
 
-    def __str__(self) -> str:
-        return f"fiber_delete {self.fiber}"
-
 
 @dataclass(frozen=True, slots=True)
-class FiberToThread:
+class FiberToThread(_Op):
     """``fiber_to_thread``: ConvertFiberToThread."""
     op: ClassVar[str] = "fiber_to_thread"
 
-    def __str__(self) -> str:
-        return "fiber_to_thread"
-
 
 @dataclass(frozen=True, slots=True)
-class FlsAlloc:
+class FlsAlloc(_Op):
     """``fls_alloc SLOT``: FlsAlloc; later steps refer to the index by the name `slot`."""
     op: ClassVar[str] = "fls_alloc"
     slot: str
 
-    def __str__(self) -> str:
-        return f"fls_alloc {self.slot}"
-
 
 @dataclass(frozen=True, slots=True)
-class FlsSet:
+class FlsSet(_Op):
     """``fls_set SLOT VALUE``: FlsSetValue with a pointer-sized integer."""
     op: ClassVar[str] = "fls_set"
     slot: str
     value: int
 
-    def __str__(self) -> str:
-        return f"fls_set {self.slot} {self.value}"
-
 
 @dataclass(frozen=True, slots=True)
-class FlsFree:
+class FlsFree(_Op):
     """``fls_free SLOT``: FlsFree."""
     op: ClassVar[str] = "fls_free"
     slot: str
-
-    def __str__(self) -> str:
-        return f"fls_free {self.slot}"
 
 
 Step = Union[Cpu, Wait, Sleep, Yield, Io, SetEvent, ResetEvent, PulseEvent, ReleaseSemaphore,
@@ -366,49 +333,37 @@ STEP_USAGE = {
 # --- External actions ([[at]] do = ...) ---------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class Suspend:
+class Suspend(_Op):
     """``suspend T``: SuspendThread."""
     op: ClassVar[str] = "suspend"
     thread: str
 
-    def __str__(self) -> str:
-        return f"suspend {self.thread}"
-
 
 @dataclass(frozen=True, slots=True)
-class Resume:
+class Resume(_Op):
     """``resume T``: ResumeThread."""
     op: ClassVar[str] = "resume"
     thread: str
 
-    def __str__(self) -> str:
-        return f"resume {self.thread}"
-
 
 @dataclass(frozen=True, slots=True)
-class TerminateThread:
+class TerminateThread(_Op):
     """``terminate_thread T CODE``."""
     op: ClassVar[str] = "terminate_thread"
     thread: str
     code: int
 
-    def __str__(self) -> str:
-        return f"terminate_thread {self.thread} {self.code}"
-
 
 @dataclass(frozen=True, slots=True)
-class TerminateProcess:
+class TerminateProcess(_Op):
     """``terminate_process P CODE``."""
     op: ClassVar[str] = "terminate_process"
     process: str
     code: int
 
-    def __str__(self) -> str:
-        return f"terminate_process {self.process} {self.code}"
-
 
 @dataclass(frozen=True, slots=True)
-class SetThreadPriority:
+class SetThreadPriority(_Op):
     """``set_priority T LEVEL``: SetThreadPriority from outside (relative value, as SetPriority)."""
     op: ClassVar[str] = "set_priority"
     thread: str
@@ -419,18 +374,15 @@ class SetThreadPriority:
 
 
 @dataclass(frozen=True, slots=True)
-class SetPriorityClass:
+class SetPriorityClass(_Op):
     """``set_priority_class P CLASS``."""
     op: ClassVar[str] = "set_priority_class"
     process: str
     priority_class: str
 
-    def __str__(self) -> str:
-        return f"set_priority_class {self.process} {self.priority_class}"
-
 
 @dataclass(frozen=True, slots=True)
-class SetAffinity:
+class SetAffinity(_Op):
     """``set_affinity T CPUS``: SetThreadAffinityMask; `cpus` sorted CPU indexes."""
     op: ClassVar[str] = "set_affinity"
     thread: str
@@ -445,17 +397,14 @@ class SetAffinity:
 
 
 @dataclass(frozen=True, slots=True)
-class SetForeground:
+class SetForeground(_Op):
     """``set_foreground P``: P becomes the foreground process."""
     op: ClassVar[str] = "set_foreground"
     process: str
 
-    def __str__(self) -> str:
-        return f"set_foreground {self.process}"
-
 
 @dataclass(frozen=True, slots=True)
-class SetPrioritySeparation:
+class SetPrioritySeparation(_Op):
     """``set_priority_separation 0xNN``: write Win32PrioritySeparation (0..0x3F), applied live."""
     op: ClassVar[str] = "set_priority_separation"
     value: int
@@ -465,39 +414,30 @@ class SetPrioritySeparation:
 
 
 @dataclass(frozen=True, slots=True)
-class Assign:
+class Assign(_Op):
     """``assign P J``: AssignProcessToJobObject."""
     op: ClassVar[str] = "assign"
     process: str
     job: str
 
-    def __str__(self) -> str:
-        return f"assign {self.process} {self.job}"
-
 
 @dataclass(frozen=True, slots=True)
-class TerminateJob:
+class TerminateJob(_Op):
     """``terminate_job J CODE``: TerminateJobObject."""
     op: ClassVar[str] = "terminate_job"
     job: str
     code: int
 
-    def __str__(self) -> str:
-        return f"terminate_job {self.job} {self.code}"
-
 
 @dataclass(frozen=True, slots=True)
-class CloseJobHandle:
+class CloseJobHandle(_Op):
     """``close_job_handle J``: close the scenario's handle to J (kill-on-close applies)."""
     op: ClassVar[str] = "close_job_handle"
     job: str
 
-    def __str__(self) -> str:
-        return f"close_job_handle {self.job}"
-
 
 @dataclass(frozen=True, slots=True)
-class OpenProcess:
+class OpenProcess(_Op):
     """``open_process CALLER TARGET ACCESS``: OpenProcess by process CALLER on TARGET."""
     op: ClassVar[str] = "open_process"
     caller: str
@@ -509,14 +449,11 @@ class OpenProcess:
 
 
 @dataclass(frozen=True, slots=True)
-class IoComplete:
+class IoComplete(_Op):
     """``io_complete T DEVICE``: complete T's outstanding `io DEVICE` now."""
     op: ClassVar[str] = "io_complete"
     thread: str
     device: str
-
-    def __str__(self) -> str:
-        return f"io_complete {self.thread} {self.device}"
 
 
 Action = Union[SetEvent, Suspend, Resume, TerminateThread, TerminateProcess, SetThreadPriority,

@@ -1,20 +1,24 @@
 """Scenario files: the typed model, every class of error with its FILE:LINE: KEY, and fuzzing."""
 
+import json
 import pickle
 import textwrap
+from typing import get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import core.scenario
 from core.resources import resource_path
 from core.scenario import (
-    IO_INCREMENTS, Assign, CloseJobHandle, Commit, Cpu, CpuRate, Exit, FiberConvert, FiberCreate,
-    FiberDelete, FiberSwitch, FiberToThread, FlsAlloc, FlsFree, FlsSet, Io, IoComplete, OpenProcess,
-    PulseEvent, ReleaseMutex, ReleaseSemaphore, Repeat, ResetEvent, Resume, ScenarioError,
-    SetAffinity, SetEvent, SetForeground, SetPriority, SetPriorityClass, SetPrioritySeparation,
-    SetThreadPriority, Sleep, Suspend, TerminateJob, TerminateProcess, TerminateThread, Wait, Yield,
-    format_key, load_scenario, parse_scenario,
+    IO_INCREMENTS, MAX_CPUS, MAX_DWORD, MAX_LONG, PRIORITY_CLASSES, VALID_PRIORITIES, Assign,
+    CloseJobHandle, Commit, Cpu, CpuRate, Exit, FiberConvert, FiberCreate, FiberDelete,
+    FiberSwitch, FiberToThread, FlsAlloc, FlsFree, FlsSet, Io, IoComplete, OpenProcess, PulseEvent,
+    ReleaseMutex, ReleaseSemaphore, Repeat, ResetEvent, Resume, ScenarioError, SetAffinity,
+    SetEvent, SetForeground, SetPriority, SetPriorityClass, SetPrioritySeparation,
+    SetThreadPriority, Sleep, Step, Suspend, TerminateJob, TerminateProcess, TerminateThread, Wait,
+    Yield, format_key, load_scenario, parse_scenario,
 )
 from core.units import UnitError, format_duration, format_size, parse_duration, parse_size
 
@@ -509,7 +513,7 @@ def test_cpu_rate_errors():
     for body, key, fragment in cases:
         text = f'[[job]]\nname = "J"\n[job.cpu_rate]\n{body}\n'
         err = error_of(text)
-        assert str(err).startswith(f"t.toml:") and f"job[0].cpu_rate" in str(err), str(err)
+        assert str(err).startswith("t.toml:") and "job[0].cpu_rate" in str(err), str(err)
         assert fragment in err.message, str(err)
     check('''
         [[job]]
@@ -1084,6 +1088,116 @@ def test_durations_round_trip_through_a_scenario(ns):
     assert parse_scenario(text).system.until_ns == ns
 
 
+# --- Canonical text: every step and action prints as text that parses back to itself -----------
+
+# Every kind the format has: each step and action class carries its keyword as `op`.
+OP_KINDS = sorted((c for c in vars(core.scenario).values()
+                   if isinstance(c, type) and "op" in vars(c)), key=lambda c: c.__name__)
+STEP_KINDS = frozenset(get_args(Step))  # the rest are actions, written in [[at]] do
+NAME = st.text(st.characters(exclude_categories=("C", "Z")), min_size=1, max_size=8)
+DECLARED = ("event", "semaphore", "mutex", "job", "process", "thread", "helper", "program",
+            "fiber", "slot")
+DURATION = st.integers(min_value=0, max_value=2**63 - 1)
+DWORD = st.integers(min_value=0, max_value=MAX_DWORD)
+QWORD = st.integers(min_value=0, max_value=2**64 - 1)
+PRIORITY = st.sampled_from(sorted(VALID_PRIORITIES))
+DEVICE = st.sampled_from(sorted(IO_INCREMENTS))
+
+
+def _kind_strategies(n: dict[str, str], cpus: int) -> dict[type, st.SearchStrategy]:
+    """A strategy per kind, drawing valid instances that name only what `n` declares."""
+    event, job, process = st.just(n["event"]), st.just(n["job"]), st.just(n["process"])
+    thread = st.sampled_from([n["thread"], n["helper"]])
+    fiber = st.sampled_from([n["fiber"], n["thread"], n["helper"]])  # a thread's own fiber too
+    slot = st.just(n["slot"])
+    waitable = st.sampled_from([(n[k], k) for k in ("event", "semaphore", "mutex", "process",
+                                                    "thread")])
+    cpu_set = st.lists(st.integers(0, cpus - 1), min_size=1, unique=True).map(sorted).map(tuple)
+    return {
+        Cpu: st.builds(Cpu, DURATION, st.booleans()),
+        Wait: st.builds(lambda target, timeout: Wait(*target, timeout), waitable,
+                        st.none() | DURATION),
+        Sleep: st.builds(Sleep, DURATION),
+        Yield: st.builds(Yield),
+        Io: st.builds(lambda device, ns: Io(device, ns, IO_INCREMENTS[device]), DEVICE, DURATION),
+        SetEvent: st.builds(SetEvent, event),
+        ResetEvent: st.builds(ResetEvent, event),
+        PulseEvent: st.builds(PulseEvent, event),
+        ReleaseSemaphore: st.builds(ReleaseSemaphore, st.just(n["semaphore"]),
+                                    st.integers(1, MAX_LONG)),
+        ReleaseMutex: st.builds(ReleaseMutex, st.just(n["mutex"])),
+        Commit: st.builds(Commit, QWORD, st.booleans()),
+        SetPriority: st.builds(SetPriority, PRIORITY),
+        Exit: st.builds(Exit, DWORD),
+        Repeat: st.builds(Repeat),
+        FiberConvert: st.builds(FiberConvert),
+        FiberCreate: st.builds(FiberCreate, st.just(n["fiber"]), st.just(n["program"])),
+        FiberSwitch: st.builds(FiberSwitch, fiber),
+        FiberDelete: st.builds(FiberDelete, fiber),
+        FiberToThread: st.builds(FiberToThread),
+        FlsAlloc: st.builds(FlsAlloc, slot),
+        FlsSet: st.builds(FlsSet, slot, QWORD),
+        FlsFree: st.builds(FlsFree, slot),
+        Suspend: st.builds(Suspend, thread),
+        Resume: st.builds(Resume, thread),
+        TerminateThread: st.builds(TerminateThread, thread, DWORD),
+        TerminateProcess: st.builds(TerminateProcess, process, DWORD),
+        SetThreadPriority: st.builds(SetThreadPriority, thread, PRIORITY),
+        SetPriorityClass: st.builds(SetPriorityClass, process,
+                                    st.sampled_from(list(PRIORITY_CLASSES))),
+        SetAffinity: st.builds(SetAffinity, thread, cpu_set),
+        SetForeground: st.builds(SetForeground, process),
+        SetPrioritySeparation: st.builds(SetPrioritySeparation, st.integers(0, 0x3F)),
+        Assign: st.builds(Assign, process, job),
+        TerminateJob: st.builds(TerminateJob, job, DWORD),
+        CloseJobHandle: st.builds(CloseJobHandle, job),
+        OpenProcess: st.builds(OpenProcess, process, process, DWORD),
+        IoComplete: st.builds(IoComplete, thread, DEVICE),
+    }
+
+
+def _declaring(n: dict[str, str], cpus: int, step: str | None, action: str | None) -> str:
+    """A scenario declaring every name in `n`: thread n["thread"] runs `step` alone (if any),
+    the helper thread creates the fiber and the FLS slot, and one [[at]] does `action`."""
+    def toml(text: str) -> str:
+        return json.dumps(text, ensure_ascii=False)  # a TOML basic string
+
+    helper_steps = [f"fiber_create {n['fiber']} {n['program']}", f"fls_alloc {n['slot']}"]
+    lines = [
+        "[system]", f"cpus = {cpus}",
+        "[[event]]", f"name = {toml(n['event'])}", 'kind = "notification"',
+        "[[semaphore]]", f"name = {toml(n['semaphore'])}", "maximum = 1",
+        "[[mutex]]", f"name = {toml(n['mutex'])}",
+        "[[job]]", f"name = {toml(n['job'])}",
+        "[programs]", f"{toml(n['program'])} = [\"cpu 1ms\"]",
+        "[[process]]", f"name = {toml(n['process'])}",
+        "[[process.thread]]", f"name = {toml(n['thread'])}",
+        f"program = [{'' if step is None else toml(step)}]",
+        "[[process.thread]]", f"name = {toml(n['helper'])}",
+        f"program = [{', '.join(map(toml, helper_steps))}]",
+    ]
+    if action is not None:
+        lines += ["[[at]]", "time = 0", f"do = {toml(action)}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", OP_KINDS, ids=lambda kind: kind.__name__)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_printed_steps_and_actions_parse_back(kind, data):
+    names = dict(zip(DECLARED, data.draw(st.lists(NAME, min_size=len(DECLARED),
+                                                  max_size=len(DECLARED), unique=True))))
+    cpus = data.draw(st.integers(1, MAX_CPUS))
+    strategies = _kind_strategies(names, cpus)
+    assert set(strategies) == set(OP_KINDS), "each step and action kind needs a strategy"
+    drawn = data.draw(strategies[kind])
+    is_step = kind in STEP_KINDS
+    sc = parse_scenario(_declaring(names, cpus, str(drawn) if is_step else None,
+                                   None if is_step else str(drawn)))
+    parsed = sc.thread(names["thread"]).program[0] if is_step else sc.at[0].action
+    assert parsed == drawn, str(drawn)
+
+
 # --- Fuzzing: nothing but ScenarioError escapes ---------------------------------------------------
 
 def _only_scenario_errors(text: str) -> None:
@@ -1146,7 +1260,6 @@ def test_wrongly_typed_values_raise_only_scenario_error(value):
 
 
 def _toml_value(v):
-    import json
     import math
     if isinstance(v, bool):
         return "true" if v else "false"
