@@ -52,7 +52,7 @@ EVENT_TYPE_TIPS = {
 LOG_COLUMNS = ("Time (s)", "Type", "Process", "Thread", "Details")
 TIME, TYPE, PROCESS, THREAD, DETAILS = range(len(LOG_COLUMNS))
 LOG_COLUMN_TIPS = (
-    "Simulated time of the event, in seconds",
+    "Time of the event in seconds: simulated, or since boot for this machine live",
     "Event type, as koi run --events-jsonl names it",
     "Process the event is about: name (PID)",
     "Thread the event is about: name (TID)",
@@ -274,7 +274,7 @@ class EventLogModel(QAbstractTableModel):
                        else "created (no parent process)")
             thread_name = None
         elif etype == "process_exit":
-            details = f"exited, exit code {exit_code_text(get('exit_code'))}"
+            details = _exit_text(ev)
             thread_name = None
         elif etype == "thread_create":
             if isinstance(tid, int):
@@ -283,7 +283,7 @@ class EventLogModel(QAbstractTableModel):
             details = "created"
             thread_name = name
         elif etype == "thread_exit":
-            details = f"exited, exit code {exit_code_text(get('exit_code'))}"
+            details = _exit_text(ev)
             thread_name = name
             if isinstance(tid, int):
                 self._priorities.pop(tid, None)
@@ -354,6 +354,17 @@ class EventLogModel(QAbstractTableModel):
         thread_text = self._thread_text(tid, thread_name)
         folded = FIELD_SEPARATOR.join((etype, process_text, thread_text, details)).casefold()
         return (get("time_us"), etype, pid, tid, process_text, thread_text, details, folded)
+
+
+def _exit_text(ev: dict) -> str:
+    """An exit's details. A live one is sampled: dated by the sample that saw it, and
+    without an exit code when the process was reaped before a sample saw it exited."""
+    code = ev.get("exit_code")
+    if not ev.get("sampled"):
+        return f"exited, exit code {exit_code_text(code)}"
+    if code is None:
+        return "gone by this sample (its exit code was not seen)"
+    return f"exited, exit code {exit_code_text(code)} (seen at this sample)"
 
 
 class EventLogFilterProxy(QSortFilterProxyModel):

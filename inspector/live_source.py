@@ -36,7 +36,7 @@ class LiveController(QObject):
     sampled = Signal()  # on the GUI thread: state() and history are newer
     failed = Signal(str)  # a sample (or opening the source) failed: why
     runningChanged = Signal(bool)
-    _delivered = Signal(object, object)  # sampler thread -> GUI thread: (snapshot, view)
+    _delivered = Signal(object, object, object)  # sampler -> GUI: (snapshot, view, events)
     _errored = Signal(str)
 
     def __init__(self, parent: QObject | None = None, open_source=_open_source) -> None:
@@ -48,6 +48,7 @@ class LiveController(QObject):
         self.recording: LiveRecording | None = None
         self.latest = None  # the newest Snapshot
         self._state: dict | None = None
+        self._new_events: list[dict] = []  # processes and threads seen to come and go
         self._lock = threading.Lock()  # the recording: sampler thread adds, GUI saves
         self._started_wall: float | None = None
         self._history = None  # kept across pauses, so the graphs go on
@@ -116,19 +117,27 @@ class LiveController(QObject):
         """Sampler thread: build and record the view state, then hand it over."""
         with self._lock:
             view = self.recording.add(snap)
-        self._delivered.emit(snap, view)
+            events = self.recording.last_events
+        self._delivered.emit(snap, view, events)
 
     def _on_error(self, exc: BaseException) -> None:
         self._errored.emit(f"A sample of this machine failed: {exc}")
 
-    def _deliver(self, snap, view: dict) -> None:
+    def _deliver(self, snap, view: dict, events: list[dict]) -> None:
         if self.sampler is None:
             return  # stopped meanwhile: a late sample is not shown
         self.latest, self._state = snap, view
+        self._new_events.extend(events)
         self.sampled.emit()
 
     def state(self) -> dict | None:
         return self._state
+
+    def take_new_events(self) -> list[dict]:
+        """The events of the samples delivered since the last call (formats.md section 3,
+        sampled: see core.live.lifecycle_events)."""
+        events, self._new_events = self._new_events, []
+        return events
 
     @property
     def history(self):

@@ -869,6 +869,9 @@ class MainWindow(QMainWindow):
             self.time_label.setText("This machine: taking the first sample...")
             return
         self._update_views(state)
+        new = self.live.take_new_events()
+        if new:
+            self.event_log.model.append_events(new)
         self._show_selected_object()
         self.live_graphs.refresh()
         n_threads = sum(len(p["threads"]) for p in state["processes"])

@@ -4,6 +4,7 @@ time slider, and this machine sampled live."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -277,6 +278,37 @@ def test_a_live_recording_saves_as_a_session_that_replays(window, qtbot, tmp_pat
     win.processes.select_pid(os.getpid())
     assert win.object_stack.currentWidget() is win.fields_view
     assert "live machine" in win.fields_view.note_label.text()
+
+
+@needs_proc
+def test_processes_seen_to_come_and_go_are_in_the_event_log(window, qtbot, tmp_path):
+    """Live, the event log lists the processes and threads that came and went between
+    samples (sampled, not traced), and a saved session keeps them."""
+    win = window
+    win.live.set_interval(0.1)
+    with qtbot.waitSignal(win.live.sampled, timeout=20_000):
+        win.show_live()
+
+    def logged(kind: str, pid: int) -> bool:
+        return any(r[1] == kind and r[2] == pid for r in win.event_log.model.rows)
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        qtbot.waitUntil(lambda: logged("process_create", child.pid), timeout=20_000)
+        assert logged("thread_create", child.pid)
+    finally:
+        child.stdin.close()
+        child.wait()  # reaped: the next samples see it gone
+    qtbot.waitUntil(lambda: logged("process_exit", child.pid), timeout=20_000)
+    path = str(tmp_path / "here.koi")
+    win.dialogs.save_file = lambda *a: path
+    assert win.save_session_dialog() == path
+    with open_session(path) as s:
+        mine = [e for e in s.events() if e.get("pid") == child.pid]
+    assert [e["type"] for e in mine if e["type"].startswith("process")] == \
+        ["process_create", "process_exit"]
+    assert all(e["sampled"] for e in mine)
 
 
 def test_a_machine_that_cannot_be_sampled_is_reported_and_nothing_changes(window):

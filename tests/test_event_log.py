@@ -75,6 +75,19 @@ def test_state_supplies_names_and_priorities_of_older_objects():
     assert model.index(0, DETAILS).data() == "priority 13 → 15 (SetThreadPriority), base 13"
 
 
+def test_sampled_exits_say_when_they_were_seen_and_what_is_unknown():
+    """A live exit is dated by the sample that saw it; reaped unseen, it has no code."""
+    model = EventLogModel()
+    model.append_events([
+        ev(1e6, "process_create", pid=40, name="sh", parent_pid=1, sampled=True),
+        ev(2e6, "process_exit", pid=40, name="sh", exit_code=None, sampled=True),
+        ev(2e6, "process_exit", pid=44, name="make", exit_code=2, sampled=True),
+    ])
+    assert rows(model, DETAILS) == [
+        "created by 1", "gone by this sample (its exit code was not seen)",
+        "exited, exit code 2 (seen at this sample)"]
+
+
 def test_unknown_and_malformed_events_do_not_break_the_log(qtbot, qtmodeltester):
     model = EventLogModel()
     qtmodeltester.check(model)

@@ -18,6 +18,7 @@ from core.live import (
     ThreadInfo,
     ViewStateBuilder,
     apply_deltas,
+    lifecycle_events,
     nt_priority,
     nt_priority_class,
     to_json_document,
@@ -148,6 +149,60 @@ def test_a_process_total_in_coarse_ticks_does_not_inflate_its_threads():
                      at=101.0)
     apply_deltas(before, after)
     assert after.process_cpu_percent[(10, 1)] == pytest.approx(0.25)
+
+
+def _exited(p, code):
+    return p._replace(exited=True, exit_code=code)
+
+
+def test_lifecycle_events_between_two_samples():
+    """What came and went, as formats.md events, dated as well as sampling allows."""
+    stays = process(4, [thread(40, 4, 0), thread(41, 4, 0)])
+    goes = process(8, [thread(80, 8, 0)])
+    zombie = process(12, [thread(120, 12, 0)])
+    first = snapshot([stays, goes, zombie], at=10.0)
+    assert lifecycle_events(None, first) == []  # a first sample is not a birth of everything
+    born = process(16, [thread(160, 16, 0, created_us=10.4e6)], created_us=10.4e6)
+    old_unread = process(20, [thread(200, 20, 0)], created_us=1.0)  # there all along
+    new_thread = thread(42, 4, 0, created_us=10.7e6)
+    stays2 = stays._replace(threads=(stays.threads[0], new_thread))  # 41 ended, 42 began
+    second = snapshot([stays2, _exited(zombie, 3), born, old_unread], at=11.0)
+    events = lifecycle_events(first, second)
+    assert [(e["type"], e.get("pid"), e.get("tid"), e["time_us"]) for e in events] == [
+        ("process_create", 16, None, 10.4e6), ("thread_create", 16, 160, 10.4e6),
+        ("thread_create", 4, 42, 10.7e6),
+        ("thread_exit", 4, 41, 11e6),
+        ("process_exit", 12, None, 11e6),
+        ("thread_exit", 8, 80, 11e6), ("process_exit", 8, None, 11e6),
+    ]
+    by_type = {(e["type"], e["pid"]): e for e in events}
+    assert by_type[("process_exit", 12)]["exit_code"] == 3  # the zombie still had it
+    assert by_type[("process_exit", 8)]["exit_code"] is None  # reaped before it was seen
+    assert by_type[("process_create", 16)]["parent_pid"] == 1
+    assert all(e["sampled"] is True for e in events)
+    # the zombie reaped by the next sample: its exit is not told twice
+    third = snapshot([stays2, born, old_unread], at=12.0)
+    assert lifecycle_events(second, third) == []
+
+
+def test_a_reused_pid_is_an_exit_and_a_creation():
+    before = snapshot([process(8, [thread(8, 8, 0)], start=100)], at=5.0)
+    again = process(8, [thread(8, 8, 0, start=480, created_us=5.2e6)], start=480,
+                    created_us=5.2e6)
+    events = lifecycle_events(before, snapshot([again], at=6.0))
+    assert [(e["type"], e["time_us"]) for e in events] == [
+        ("process_create", 5.2e6), ("thread_create", 5.2e6),
+        ("thread_exit", 6e6), ("process_exit", 6e6)]
+
+
+def test_a_creation_dated_a_tick_before_the_previous_sample_is_still_new():
+    """Linux dates a start in 10 ms clock ticks, so a process begun just after a sample
+    can carry a time just before it: its event is dated at that sample, keeping order."""
+    before = snapshot([], at=5.0)
+    p = process(8, [thread(8, 8, 0, created_us=4.995e6)], created_us=4.995e6)
+    events = lifecycle_events(before, snapshot([p], at=6.0))
+    assert [(e["type"], e["time_us"]) for e in events] == [
+        ("process_create", 5e6), ("thread_create", 5e6)]
 
 
 def test_first_sample_has_no_interval_figures():

@@ -31,6 +31,7 @@ from .model import (
     ThreadInfo,
     ViewStateBuilder,
     apply_deltas,
+    lifecycle_events,
     nt_priority,
     nt_priority_class,
     process_view,
@@ -81,7 +82,7 @@ def raise_open_file_limit(wanted: int = 1 << 16) -> int:
 __all__ = [
     "CpuTimes", "CpuUsage", "DEFAULT_INTERVAL_S", "History", "HistoryPoint", "JobInfo", "Key",
     "LiveError", "MIN_INTERVAL_S", "ProcessInfo", "SOURCES", "Sampler", "Snapshot",
-    "ThreadInfo", "ViewStateBuilder", "apply_deltas", "nt_priority", "nt_priority_class", "open_source",
-    "process_view", "raise_open_file_limit", "thread_view", "to_json_document",
-    "to_view_state",
+    "ThreadInfo", "ViewStateBuilder", "apply_deltas", "lifecycle_events", "nt_priority",
+    "nt_priority_class", "open_source", "process_view", "raise_open_file_limit", "thread_view",
+    "to_json_document", "to_view_state",
 ]

@@ -356,6 +356,80 @@ def apply_deltas(prev: Snapshot | None, cur: Snapshot) -> Snapshot:
 
 # ---- projections --------------------------------------------------------------------------
 
+def lifecycle_events(prev: Snapshot | None, cur: Snapshot) -> list[dict]:
+    """The processes and threads that came and went between two samples, as the
+    formats.md section 3 events ``process_create``, ``thread_create``, ``thread_exit``
+    and ``process_exit``, in time order, each marked ``"sampled": true``.
+
+    Sampled, not traced: what came and went between two samples is not seen. A
+    creation is dated by the object's own create time (not before the previous sample,
+    so batches stay in order); an exit by the sample that first saw it exited (a zombie,
+    whose exit code the OS still has) or gone (exit code null: reaped unseen). Nothing
+    comes of a first sample, nor of an object first seen long after it began (one that
+    could not be read before)."""
+    if prev is None or cur.uptime_s <= prev.uptime_s:
+        return []
+    prev_us, now_us = prev.uptime_s * 1e6, cur.uptime_s * 1e6
+    # A creation a tick before the previous sample is still new (Linux start times are
+    # clock ticks); one an interval before it was there, but unread.
+    born_after = prev_us - (now_us - prev_us)
+    events: list[dict] = []
+
+    def born(create_us: float | None) -> float | None:
+        if create_us is None or create_us < born_after:
+            return None
+        return max(create_us, prev_us)
+
+    old_procs = {p.key: p for p in prev.processes}
+    seen = set()
+    for p in cur.processes:
+        seen.add(p.key)
+        old = old_procs.get(p.key)
+        old_threads = {t.key: t for t in old.threads} if old is not None else {}
+        if old is None:
+            at = born(p.create_time_us)
+            if at is not None:
+                events.append({"time_us": at, "type": "process_create", "pid": p.pid,
+                               "name": p.name, "parent_pid": p.ppid, "sampled": True})
+        elif old is p:
+            continue  # the same record: nothing in it changed
+        current = set()
+        for t in p.threads:
+            current.add(t.key)
+            ot = old_threads.get(t.key)
+            if ot is None:
+                at = born(t.create_time_us)
+                if at is not None:
+                    events.append({"time_us": at, "type": "thread_create", "pid": p.pid,
+                                   "tid": t.tid, "name": t.name, "sampled": True})
+            if t.state == "Terminated" and (ot is None or ot.state != "Terminated"):
+                events.append(_thread_exit(p.pid, t, now_us, t.exit_code))
+        for key, ot in old_threads.items():
+            if key not in current and ot.state != "Terminated":
+                events.append(_thread_exit(p.pid, ot, now_us, None))
+        if p.exited and (old is None or not old.exited):
+            events.append(_process_exit(p, now_us, p.exit_code))
+    for key, old in old_procs.items():
+        if key in seen or old.exited:
+            continue  # a zombie's exit was told when it was first seen exited
+        for t in old.threads:
+            if t.state != "Terminated":
+                events.append(_thread_exit(old.pid, t, now_us, None))
+        events.append(_process_exit(old, now_us, None))
+    events.sort(key=lambda e: e["time_us"])  # stable: a process's create before its threads'
+    return events
+
+
+def _thread_exit(pid: int, t: ThreadInfo, at_us: float, code: int | None) -> dict:
+    return {"time_us": at_us, "type": "thread_exit", "pid": pid, "tid": t.tid, "name": t.name,
+            "exit_code": code, "sampled": True}
+
+
+def _process_exit(p: ProcessInfo, at_us: float, code: int | None) -> dict:
+    return {"time_us": at_us, "type": "process_exit", "pid": p.pid, "name": p.name,
+            "exit_code": code, "sampled": True}
+
+
 def iso_utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -493,6 +567,6 @@ def _view_state(snap: Snapshot, processes: list[dict]) -> dict:
 __all__ = [
     "CpuTimes", "CpuUsage", "JobInfo", "Key", "LiveError", "ProcessInfo", "Snapshot", "ThreadInfo",
     "STILL_ACTIVE", "SCHED_POLICIES", "apply_deltas", "class_base_priority", "cpu_usage",
-    "iso_utc", "nt_priority", "nt_priority_class", "priority_class_from_base",
+    "iso_utc", "lifecycle_events", "nt_priority", "nt_priority_class", "priority_class_from_base",
     "ViewStateBuilder", "process_view", "thread_view", "to_json_document", "to_view_state",
 ]
