@@ -385,14 +385,14 @@ def lifecycle_events(prev: Snapshot | None, cur: Snapshot) -> list[dict]:
     for p in cur.processes:
         seen.add(p.key)
         old = old_procs.get(p.key)
-        old_threads = {t.key: t for t in old.threads} if old is not None else {}
+        if old is p:
+            continue  # the same record: nothing in it changed
         if old is None:
             at = born(p.create_time_us)
             if at is not None:
                 events.append({"time_us": at, "type": "process_create", "pid": p.pid,
                                "name": p.name, "parent_pid": p.ppid, "sampled": True})
-        elif old is p:
-            continue  # the same record: nothing in it changed
+        old_threads = {t.key: t for t in old.threads} if old is not None else {}
         current = set()
         for t in p.threads:
             current.add(t.key)
