@@ -161,6 +161,13 @@ class EventLogModel(QAbstractTableModel):
         self.endInsertRows()
         return len(rows)
 
+    def forget_names(self) -> None:
+        """Forget the names, owners and priorities learnt: for another machine, whose
+        ids mean other processes and threads."""
+        self._process_names.clear()
+        self._threads.clear()
+        self._priorities.clear()
+
     def clear(self) -> None:
         """Forget the shown events (names and priorities learnt stay known)."""
         self._pending.clear()
@@ -274,6 +281,8 @@ class EventLogModel(QAbstractTableModel):
                        else "created (no parent process)")
             thread_name = None
         elif etype == "process_exit":
+            if isinstance(pid, int) and name is not None:
+                self._process_names[pid] = str(name)  # a live log may not have seen it begin
             details = _exit_text(ev)
             thread_name = None
         elif etype == "thread_create":

@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
         self._selected_tid = -1
         self._selected_job_name: str | None = None  # a job selected in the Jobs dock
         self._events_until = -float("inf")  # replay: events shown up to this time (µs)
+        self._log_names_due = False  # the event log is to learn names from the next state
         # A session's re-run to the moment shown goes on in slices between events
         self._rerun_timer = QTimer(self)
         self._rerun_timer.setSingleShot(True)
@@ -638,10 +639,18 @@ class MainWindow(QMainWindow):
         self._trace_rows = len(m.trace)
         self.timeline.set_cursor(None)
         self.timeline.set_trace(m.trace.columns(), m.now, m.state, cpus=m.ncpu)
-        self.event_log.model.clear()
+        self._restart_event_log()
         self._clear_selection()
         self._update_title()
         self._update_job_actions()
+
+    def _restart_event_log(self) -> None:
+        """An empty event log for another machine, or another source: its ids name other
+        processes and threads, so the log learns the names of those whose creation it
+        does not show from the first state shown."""
+        self.event_log.model.clear()
+        self.event_log.model.forget_names()
+        self._log_names_due = True
 
     def _load_replay_views(self) -> None:
         r = self.replay
@@ -650,7 +659,7 @@ class MainWindow(QMainWindow):
                   int(trace["time"].max()) if len(trace["time"]) else 0)
         self.timeline.set_trace(trace, end, self._replay_names(), cpus=r.info.cpus or None)
         self.timeline.set_cursor(r.now_cycles)
-        self.event_log.model.clear()
+        self._restart_event_log()
         self._events_until = -float("inf")
         self.time_slider.blockSignals(True)
         self.time_slider.setRange(0, len(r.times) - 1)
@@ -701,7 +710,7 @@ class MainWindow(QMainWindow):
         self._source_action(mode).setChecked(True)
         if changed:
             self._clear_selection()
-            self.event_log.model.clear()
+            self._restart_event_log()
             if mode == SIMULATION and self.sim.machine is not None:
                 self._load_simulation_views()
             elif mode == SESSION:
@@ -812,6 +821,9 @@ class MainWindow(QMainWindow):
             self._refresh_live()
 
     def _update_views(self, state: dict) -> None:
+        if self._log_names_due:
+            self.event_log.model.note_state(state)
+            self._log_names_due = False
         self.processes.update_state(state)
         self.threads.update_state(state)
         self.jobs.update_state(state)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from PySide6.QtCore import QSettings
@@ -301,6 +302,18 @@ def test_processes_seen_to_come_and_go_are_in_the_event_log(window, qtbot, tmp_p
         child.stdin.close()
         child.wait()  # reaped: the next samples see it gone
     qtbot.waitUntil(lambda: logged("process_exit", child.pid), timeout=20_000)
+    # a thread of a process that was there before: named from the first state shown
+    done = threading.Event()
+    worker = threading.Thread(target=done.wait, name="koi-test-worker")
+    worker.start()
+    try:
+        qtbot.waitUntil(lambda: logged("thread_create", os.getpid()), timeout=20_000)
+    finally:
+        done.set()
+        worker.join()
+    [row] = [r for r in win.event_log.model.rows
+             if r[1] == "thread_create" and r[2] == os.getpid()]
+    assert row[4].endswith(f" ({os.getpid()})")  # "name (pid)", not the bare pid
     path = str(tmp_path / "here.koi")
     win.dialogs.save_file = lambda *a: path
     assert win.save_session_dialog() == path

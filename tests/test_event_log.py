@@ -86,6 +86,11 @@ def test_sampled_exits_say_when_they_were_seen_and_what_is_unknown():
     assert rows(model, DETAILS) == [
         "created by 1", "gone by this sample (its exit code was not seen)",
         "exited, exit code 2 (seen at this sample)"]
+    # make was never seen created: its exit names it
+    assert rows(model, PROCESS)[2] == "make (44)"
+    model.forget_names()  # another machine: its pid 40 is some other process
+    model.append_events([ev(3e6, "thread_create", pid=40, tid=41, name="w", sampled=True)])
+    assert rows(model, PROCESS)[3] == "40"
 
 
 def test_unknown_and_malformed_events_do_not_break_the_log(qtbot, qtmodeltester):
