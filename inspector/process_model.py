@@ -25,6 +25,7 @@ timing, the column chooser and the value formatters.
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -157,11 +158,18 @@ def cpu_mask(cpus) -> int | None:
 
 
 def exit_code_text(code) -> str:
-    """Small codes in decimal, NTSTATUS-sized ones in hex (0xC0000005)."""
+    """Small codes in decimal, NTSTATUS-sized ones in hex (0xC0000005). A negative code
+    is a live Linux process killed by a signal (minus its number, docs/live.md: the
+    simulated kernel's codes are DWORDs): the signal's name, as "SIGKILL (-9)"."""
     if code is None:
         return ""
     if not isinstance(code, int):
         return str(code)
+    if code < 0:
+        try:
+            return f"{signal.Signals(-code).name} ({code})"
+        except ValueError:
+            return f"signal {-code} ({code})"
     unsigned = code & 0xFFFFFFFF
     return str(unsigned) if unsigned < 0x10000 else f"0x{unsigned:08X}"
 

@@ -18,7 +18,7 @@ from core.kernel.machine import Machine
 from inspector.process_model import (
     AFFINITY, CLASS, CPU_PERCENT, CPU_TIME, EXIT_CODE, EXITED_COLOR, JOB, NAME, NEW_COLOR,
     PARENT_PID, PID, PID_ROLE, PROTECTION, SORT_ROLE, THREADS, USER_TIME, ZOMBIE_TEXT_COLOR,
-    ProcessTreeModel, ProcessTreeView, TextFilter, cpu_time_text, cpus_text,
+    ProcessTreeModel, ProcessTreeView, TextFilter, cpu_time_text, cpus_text, exit_code_text,
     protection_text,
 )
 
@@ -288,6 +288,14 @@ def test_sorting_by_exit_code_puts_ntstatus_codes_after_small_ones(model):
     assert list(tree(model)) == ["one.exe", "seven.exe", "crash.exe"]
     model.sort(EXIT_CODE, Qt.SortOrder.DescendingOrder)
     assert list(tree(model)) == ["crash.exe", "seven.exe", "one.exe"]
+
+
+def test_exit_codes_read_as_windows_and_linux_write_them():
+    assert [exit_code_text(c) for c in (None, 0, 259, 0xC0000005, 0xFFFFFFFF)] == \
+        ["", "0", "259", "0xC0000005", "0xFFFFFFFF"]
+    # a live Linux process killed by a signal: minus its number (docs/live.md)
+    assert exit_code_text(-9) == "SIGKILL (-9)" and exit_code_text(-15) == "SIGTERM (-15)"
+    assert exit_code_text(-200) == "signal 200 (-200)"  # no such signal here
 
 
 def test_an_exited_process_kept_by_a_handle_stays_visible_and_greyed(model, clock):
