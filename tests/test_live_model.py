@@ -195,6 +195,14 @@ def test_a_reused_pid_is_an_exit_and_a_creation():
         ("thread_exit", 6e6), ("process_exit", 6e6)]
 
 
+def test_a_process_that_becomes_readable_has_not_exited():
+    """One the OS refused to show (hidepid) is keyed (pid, 0) until it can be read."""
+    hidden = ProcessInfo(pid=8, start_stamp=0, name="secret", readable=False)
+    before = snapshot([hidden], at=5.0)
+    shown = process(8, [thread(8, 8, 0, start=40)], start=40)  # there all along
+    assert lifecycle_events(before, snapshot([shown], at=6.0)) == []
+
+
 def test_a_creation_dated_a_tick_before_the_previous_sample_is_still_new():
     """Linux dates a start in 10 ms clock ticks, so a process begun just after a sample
     can carry a time just before it: its event is dated at that sample, keeping order."""

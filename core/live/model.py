@@ -409,9 +409,12 @@ def lifecycle_events(prev: Snapshot | None, cur: Snapshot) -> list[dict]:
                 events.append(_thread_exit(p.pid, ot, now_us, None))
         if p.exited and (old is None or not old.exited):
             events.append(_process_exit(p, now_us, p.exit_code))
+    pids = {key[0] for key in seen}
     for key, old in old_procs.items():
         if key in seen or old.exited:
             continue  # a zombie's exit was told when it was first seen exited
+        if not old.readable and old.pid in pids:
+            continue  # not gone: only readable now, so known by its real start time
         for t in old.threads:
             if t.state != "Terminated":
                 events.append(_thread_exit(old.pid, t, now_us, None))
