@@ -142,7 +142,7 @@ def _once(source, args: argparse.Namespace, recording=None) -> int:
 class LiveRecording:
     """The samples of a `koi live` run as a session (source "live"): each snapshot's
     view state (the shape the app shows), every CPU's cumulative busy/idle time, and the
-    processes and threads seen to come and go (`lifecycle_events`, sampled).
+    processes and threads seen to come and go (the snapshot's `events`, sampled).
     `retention_ns` bounds what is kept (the app records for as long as it watches)."""
 
     def __init__(self, interval_ns: int, retention_ns: int | None = None) -> None:
@@ -154,13 +154,9 @@ class LiveRecording:
         self._recorder_cls = Recorder
         self.interval_ns = interval_ns
         self.retention_ns = retention_ns
-        self.last_events: list[dict] = []  # the events the last add() recorded
-        self._previous = None
 
     def add(self, snap) -> dict:
-        """Record one snapshot; returns its view state (`last_events` has its events)."""
-        from core.live import lifecycle_events
-
+        """Record one snapshot, its events included; returns its view state."""
         if self.recorder is None:
             import platform
 
@@ -172,9 +168,7 @@ class LiveRecording:
                 description=host, cpus=snap.cpus, extra={"host": snap.host,
                                                          "sampler": snap.source})
         time_us = round(snap.uptime_s * 1e6, 3)
-        self.last_events = lifecycle_events(self._previous, snap)
-        self._previous = snap
-        for event in self.last_events:
+        for event in snap.events or ():
             self.recorder.add_event(event)
         view = self.views.build(snap)
         self.recorder.add_state(time_us, view)

@@ -36,7 +36,7 @@ class LiveController(QObject):
     sampled = Signal()  # on the GUI thread: state() and history are newer
     failed = Signal(str)  # a sample (or opening the source) failed: why
     runningChanged = Signal(bool)
-    _delivered = Signal(object, object, object)  # sampler -> GUI: (snapshot, view, events)
+    _delivered = Signal(object, object)  # sampler thread -> GUI thread: (snapshot, view)
     _errored = Signal(str)
 
     def __init__(self, parent: QObject | None = None, open_source=_open_source) -> None:
@@ -117,17 +117,16 @@ class LiveController(QObject):
         """Sampler thread: build and record the view state, then hand it over."""
         with self._lock:
             view = self.recording.add(snap)
-            events = self.recording.last_events
-        self._delivered.emit(snap, view, events)
+        self._delivered.emit(snap, view)
 
     def _on_error(self, exc: BaseException) -> None:
         self._errored.emit(f"A sample of this machine failed: {exc}")
 
-    def _deliver(self, snap, view: dict, events: list[dict]) -> None:
+    def _deliver(self, snap, view: dict) -> None:
         if self.sampler is None:
             return  # stopped meanwhile: a late sample is not shown
         self.latest, self._state = snap, view
-        self._new_events.extend(events)
+        self._new_events.extend(snap.events or ())
         self.sampled.emit()
 
     def state(self) -> dict | None:

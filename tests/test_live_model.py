@@ -183,6 +183,8 @@ def test_lifecycle_events_between_two_samples():
     # the zombie reaped by the next sample: its exit is not told twice
     third = snapshot([stays2, born, old_unread], at=12.0)
     assert lifecycle_events(second, third) == []
+    # a source's snapshots carry them, as their other per-interval figures
+    assert apply_deltas(first, second).events == events and first.events is None
 
 
 def test_a_reused_pid_is_an_exit_and_a_creation():

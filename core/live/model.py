@@ -13,7 +13,7 @@ Two projections:
   OS-specific fields with no NT equivalent sit beside the NT ones under ``"native"``.
 
 Per-interval figures (CPU %, context-switch deltas, per-CPU utilisation, the sampled
-"who ran" strip) are computed by `apply_deltas` from two consecutive snapshots and kept
+"who ran" strip, the processes and threads seen to come and go) are computed by `apply_deltas` from two consecutive snapshots and kept
 on the snapshot, not on the process and thread records: a record that did not change
 between two samples is shared by both (the sources rely on it to stay cheap), so
 records are read-only once published.
@@ -178,6 +178,8 @@ class Snapshot:
     thread_switch_delta: dict[Key, int] | None = None     # non-zero entries only
     # per CPU: the threads seen on it, sampled (see who_ran_on)
     who_ran: list[list[tuple[int, int, float]]] | None = None
+    # the processes and threads seen to come and go (see lifecycle_events)
+    events: list[dict] | None = None
 
     def thread_count(self) -> int:
         return sum(len(p.threads) for p in self.processes)
@@ -349,6 +351,7 @@ def apply_deltas(prev: Snapshot | None, cur: Snapshot) -> Snapshot:
     cur.thread_cpu_percent = thread_pct
     cur.process_cpu_percent = proc_pct
     cur.thread_switch_delta = switches
+    cur.events = lifecycle_events(prev, cur)
     cur.who_ran = [[(pid, tid, pct) for pct, pid, tid in sorted(ran.get(c, ()), reverse=True)]
                    for c in range(cur.cpus)]
     return cur
