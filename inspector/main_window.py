@@ -1339,20 +1339,21 @@ class MainWindow(QMainWindow):
             self.fibers.choose_fiber(request.name)
 
     def switch_to_fiber(self) -> None:
-        t = self._need(self._fiber_thread())
-        if t is None:
-            return
-        fiber = self._pick_fiber(t, "Switch to Fiber", self._fiber_targets(t, False), ask=False)
-        if fiber is not None:
-            self._fiber_call("SwitchToFiber", lambda: self.sim.machine.switch_to_fiber(t, fiber))
+        self._on_chosen_fiber("Switch to Fiber", "SwitchToFiber", deleting=False)
 
     def delete_fiber(self) -> None:
+        self._on_chosen_fiber("Delete Fiber", "DeleteFiber", deleting=True)
+
+    def _on_chosen_fiber(self, title: str, api: str, deleting: bool) -> None:
+        """SwitchToFiber or DeleteFiber on the fiber picked (a deletion asks first)."""
         t = self._need(self._fiber_thread())
         if t is None:
             return
-        fiber = self._pick_fiber(t, "Delete Fiber", self._fiber_targets(t, True), ask=True)
+        fiber = self._pick_fiber(t, title, self._fiber_targets(t, deleting), ask=deleting)
         if fiber is not None:
-            self._fiber_call("DeleteFiber", lambda: self.sim.machine.delete_fiber(t, fiber))
+            m = self.sim.machine
+            call = m.delete_fiber if deleting else m.switch_to_fiber
+            self._fiber_call(api, lambda: call(t, fiber))
 
     def convert_fiber_to_thread(self) -> None:
         t = self._need(self._fiber_thread())

@@ -977,7 +977,7 @@ def test_column_chooser_shows_hides_and_round_trips(view, qtbot):
     assert not header.isSectionHidden(NAME)
 
 
-def test_names_four_levels_down_fit_the_default_name_column(view):
+def test_names_three_levels_down_fit_the_default_name_column(view):
     """The Name column leaves room for the tree's nesting, as Process Explorer's does."""
     tree = view.tree
     metrics = tree.header().fontMetrics()
