@@ -299,7 +299,7 @@ class LinuxSource:
     (about twice the cost). `max_open_files`: how many /proc files may be kept open
     (default: default_fd_budget()); past it, files are opened for each read.
     `defer_split`: a thread's first read leaves its voluntary/involuntary switch split
-    pending where it can (see _first_read); False reads it at once, for about 40 %
+    pending where it can (see _first_read); False reads it at once, for about a third
     more on a first sample.
     """
 
